@@ -8,10 +8,10 @@ dict of scalar tensors that the LightningModule adds to the training loss.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -69,6 +69,7 @@ class NoHead(nn.Module):
         return feature, {}
 
 
-def empty_aux(device: torch.device | None = None) -> dict[str, Tensor]:
-    """An empty auxiliary-loss dict (kept as a function so call sites read clearly)."""
-    return {}
+def add_aux(total: dict[str, Tensor], new: Mapping[str, Tensor]) -> None:
+    """Accumulate a head's auxiliary losses; a name reported at several positions is summed, never dropped."""
+    for name, value in new.items():
+        total[name] = total[name] + value if name in total else value

@@ -14,6 +14,7 @@ unfilled, is an error listing the keys.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 
 from torch import Tensor, nn
@@ -21,16 +22,24 @@ from torch import Tensor, nn
 #: official network name -> submodule of this package implementing ``build`` and ``convert``.
 OFFICIAL_MODULES: dict[str, str] = {
     "restormer": "restormer",
+    "promptir": "promptir",
+    "adair": "adair",
+    "moce_ir": "moce_ir",
+    "nafnet": "nafnet",
+    "dncnn": "dncnn",
+    "zero_dce": "zero_dce",
+    "swinir": "swinir",
+    "airnet": "airnet",
 }
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`from_official`."""
-    return sorted(OFFICIAL_MODULES)
+    """Names accepted by :func:`from_official` (those whose submodule exists)."""
+    return sorted(n for n, m in OFFICIAL_MODULES.items() if importlib.util.find_spec(f"{__name__}.{m}") is not None)
 
 
 def _module(name: str):
-    if name not in OFFICIAL_MODULES:
+    if name not in OFFICIAL_MODULES or importlib.util.find_spec(f"{__name__}.{OFFICIAL_MODULES[name]}") is None:
         raise KeyError(f"unknown official network {name!r}; available: {', '.join(available())}")
     return importlib.import_module(f"{__name__}.{OFFICIAL_MODULES[name]}")
 

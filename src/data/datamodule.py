@@ -1,0 +1,152 @@
+"""The mixing DataModule: one training mix of degradation families, one val/test loader per benchmark.
+
+Datasets arrive already built (Hydra instantiates them from ``conf/data``), keyed by family for
+training and by benchmark for evaluation, so the module itself never names a concrete dataset class.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from src.data.loader import ResumableLoader
+from src.data.sampler import MixSampler
+
+log = logging.getLogger(__name__)
+
+
+class _KeyedConcat(ConcatDataset):
+    """``ConcatDataset`` that forwards ``(epoch, index)`` keys to the right family dataset."""
+
+    def __getitem__(self, key: Any) -> Any:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        for dataset, end in zip(self.datasets, self.cumulative_sizes):
+            if index < end:
+                return dataset[(epoch, index - (end - len(dataset)))]
+        raise IndexError(f"index {index} out of range for a mix of {len(self)} samples")
+
+
+class RestorationDataModule(L.LightningDataModule):
+    """Training mix + per-benchmark evaluation loaders.
+
+    Args:
+        train: family name -> dataset yielding training samples for it.
+        val / test: benchmark name -> dataset of fixed (degraded, clean) pairs; ``test`` defaults to ``val``.
+        weights: family name -> sampling weight for ``mix="weighted"`` (independent of dataset sizes).
+        mix: ``"weighted"`` or ``"concat"`` (the official recipe: every repeated sample once an epoch).
+        samples_per_epoch: epoch length for weighted mixing.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[str, Dataset] | None = None,
+        val: Mapping[str, Dataset] | None = None,
+        test: Mapping[str, Dataset] | None = None,
+        weights: Mapping[str, float] | None = None,
+        mix: str = "weighted",
+        samples_per_epoch: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        seed: int = 0,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        self.train_sets = dict(train or {})
+        self.val_sets = dict(val or {})
+        self.test_sets = dict(test) if test else dict(self.val_sets)
+        unknown = sorted(set(weights or {}) - set(self.train_sets))
+        if unknown:
+            raise ValueError(f"data.weights names families {unknown} that are not in data.train {sorted(self.train_sets)}")
+        self.weights = {f: float((weights or {}).get(f, 1.0)) for f in self.train_sets}
+        self.mix = mix
+        self.samples_per_epoch = samples_per_epoch
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed = seed
+        self.name = name
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.train_sets)
+
+    @property
+    def val_benchmarks(self) -> list[str]:
+        return list(self.val_sets)
+
+    @property
+    def test_benchmarks(self) -> list[str]:
+        return list(self.test_sets)
+
+    def make_sampler(self) -> MixSampler:
+        return MixSampler(
+            [len(d) for d in self.train_sets.values()],
+            weights=list(self.weights.values()),
+            num_samples=self.samples_per_epoch,
+            mode=self.mix,
+            seed=self.seed,
+        )
+
+    def describe_mix(self) -> str:
+        """Per-epoch sample count and each family's share (logged when training starts)."""
+        sampler = self.make_sampler()
+        counts = sampler.family_counts(0)
+        total = sum(counts)
+        parts = [
+            f"{family}: {count} ({100.0 * count / total:.1f}%, {len(ds)} distinct)"
+            for (family, ds), count in zip(self.train_sets.items(), counts)
+        ]
+        return f"training mix ({self.mix}), {total} samples per epoch: " + "; ".join(parts)
+
+    def _progress(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and not self.train_sets:
+            raise ValueError("data.train is empty: the training mix needs at least one family")
+        if stage in (None, "fit", "validate") and not self.val_sets:
+            raise ValueError("data.val is empty: give at least one validation benchmark")
+
+    def train_dataloader(self) -> DataLoader:
+        log.info(self.describe_mix())
+        return ResumableLoader(
+            _KeyedConcat(list(self.train_sets.values())),
+            batch_size=self.batch_size,
+            sampler=self.make_sampler(),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            drop_last=True,
+            progress=self._progress,
+        )
+
+    def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
+        return [
+            DataLoader(
+                ds,
+                batch_size=self.eval_batch_size,
+                shuffle=False,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=self.persistent_workers,
+            )
+            for ds in sets.values()
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.val_sets)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.test_sets)

@@ -1,0 +1,57 @@
+"""Build a DataModule that synthesises each degradation family online from clean images.
+
+This is the embedded default (``data=synth5deg``, ``data=synth3deg``): clean images come from
+scikit-image's bundled photographs unless ``clean_root`` names a folder, so a run needs no download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from src.data.datamodule import RestorationDataModule
+from src.data.datasets.sources import EmbeddedImages, FolderImages
+from src.data.datasets.synthetic import DegradedImages, DegradedPatches
+from src.data.degradations.base import Degradation
+
+
+def synthetic_datamodule(
+    degradations: Mapping[str, Degradation],
+    families: list[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    train_source: Any = None,
+    test_source: Any = None,
+    clean_root: str | None = None,
+    benchmark_prefix: str = "synth",
+    patch_size: int = 128,
+    crop_multiple: int = 16,
+    seed: int = 0,
+    test_seed: int = 0,
+    **loader_options: Any,
+) -> RestorationDataModule:
+    """One training family and one benchmark per entry of ``families`` (default: every degradation).
+
+    Benchmarks are named ``<benchmark_prefix>_<family>``; their degradations are keyed by ``test_seed``
+    only, so the evaluation pixels never change with the training seed.
+    """
+    families = list(families or degradations)
+    missing = [f for f in families if f not in degradations]
+    if missing:
+        raise ValueError(f"data.families names {missing} with no entry in data.degradations {sorted(degradations)}")
+    if clean_root:
+        train_source = FolderImages(clean_root)
+    train_source = train_source if train_source is not None else EmbeddedImages("train")
+    test_source = test_source if test_source is not None else EmbeddedImages("test")
+    train = {
+        f: DegradedPatches(train_source, degradations[f], patch_size=patch_size, family=f, seed=seed)
+        for f in families
+    }
+    evaluation = {
+        f"{benchmark_prefix}_{f}": DegradedImages(
+            test_source, degradations[f], benchmark=f"{benchmark_prefix}_{f}", family=f, seed=test_seed,
+            crop_multiple=crop_multiple,
+        )
+        for f in families
+    }
+    return RestorationDataModule(train=train, val=evaluation, test=evaluation, weights=weights, seed=seed,
+                                 **loader_options)

@@ -1,0 +1,102 @@
+"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=.../best.ckpt`` (or ``model.pretrained=...``).
+
+With a checkpoint written by ``src.train``, the model, data and metric protocol stored in it are used,
+so the command reproduces the run's test table; name ``data=...``/``data.*`` or ``metrics=...`` on the
+command line to evaluate on other data or under another protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from src.data.layouts import DataNotFoundError
+from src.utils.instantiate import ConfigError, build, build_loggers, build_model
+from src.utils.results import print_table, to_record, write_json
+
+log = logging.getLogger(__name__)
+
+#: config groups that a checkpoint can supply
+STORED_GROUPS = ("model", "data", "metrics")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint of ours without unpickling code (``weights_only=True``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure here means an unusable file
+        raise ConfigError(f"ckpt_path={path} is not a weights-only Lightning checkpoint: {err}") from err
+
+
+def merge_stored_config(cfg: DictConfig, stored: dict[str, Any], overridden: Iterable[str]) -> DictConfig:
+    """Replace each group of ``cfg`` by the checkpoint's copy unless the user named it on the command line."""
+    overridden = set(overridden)
+    with open_dict(cfg):
+        for group in STORED_GROUPS:
+            if group in stored and group not in overridden:
+                cfg[group] = OmegaConf.create(stored[group])
+        cfg.model.pretrained = None
+    return cfg
+
+
+def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
+    """Test the model of ``cfg`` (restored from ``cfg.ckpt_path`` when given); returns the test record."""
+    L.seed_everything(cfg.seed, workers=True)
+    state = None
+    if cfg.get("ckpt_path"):
+        checkpoint = read_checkpoint(cfg.ckpt_path)
+        cfg = merge_stored_config(cfg, checkpoint.get("aioir_config", {}), overridden)
+        state = checkpoint["state_dict"]
+    elif not cfg.model.get("pretrained"):
+        log.warning("neither ckpt_path nor model.pretrained is set: evaluating randomly initialised weights")
+
+    datamodule = build(cfg.data, "data")
+    model = build_model(cfg)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
+    trainer.test(model, datamodule=datamodule)
+    record = to_record(model.test_results, cfg.metrics.name, checkpoint=cfg.get("ckpt_path"),
+                       pretrained=cfg.model.get("pretrained"), data=cfg.data.get("name", ""))
+    if trainer.is_global_zero:
+        path = write_json(record, Path(cfg.paths.output_dir) / "metrics.json")
+        print_table(record, title="evaluation")
+        log.info("test table written to %s", path)
+    return record
+
+
+def overridden_groups() -> set[str]:
+    """Groups the user named on the command line (``data=...`` or ``data.root=...`` both count)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    names = set()
+    for item in HydraConfig.get().overrides.task:
+        key = item.split("=", 1)[0].lstrip("+~")
+        names.add(key.split(".", 1)[0].split("/", 1)[0])
+    return names
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg, overridden_groups())
+    except (DataNotFoundError, ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Named metric protocols: each reproduces how one family of papers computes PSNR and SSIM.
+
+Papers in all-in-one restoration report numbers under different colour spaces, SSIM windows and quantisation;
+picking a protocol by name (``metrics=promptir``) keeps a comparison honest. Every protocol returns per-image
+values (averaging over a set is :class:`src.metrics.aggregate.PerImageMean`'s job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from src.metrics.color import rgb_levels_to_y, to_uint8_levels
+from src.metrics.functional import check_pair, gaussian_window, psnr, ssim, uniform_window
+
+
+@dataclass(frozen=True)
+class MetricProtocol(ABC):
+    """A named way to score restored images; ``options`` lists the fields a config may override."""
+
+    name: str
+    description: str
+    options: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """B x C x H x W floats in [0,1] (C = 1 or 3) -> {"psnr": (B,), "ssim": (B,)} in float64."""
+
+
+@dataclass(frozen=True)
+class FloatProtocol(MetricProtocol):
+    """Clipped [0,1] floats, no 8-bit rounding, PSNR at data range 1, scikit-image ``structural_similarity``.
+
+    ``gaussian_weights=False`` is scikit-image's default SSIM (7x7 uniform window); ``True`` its Gaussian one
+    (sigma 1.5, 11x11). ``use_sample_covariance`` is scikit-image's flag of the same name (default True: the
+    variances are scaled by N/(N-1), N = window taps). Both images are clipped, as PromptIR's
+    ``compute_psnr_ssim`` does; channels are averaged as ``channel_axis=-1`` does.
+    """
+
+    gaussian_weights: bool = False
+    use_sample_covariance: bool = True
+    options: ClassVar[tuple[str, ...]] = ("use_sample_covariance",)
+
+    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        check_pair(pred, target)
+        x = pred.detach().double().clamp(0.0, 1.0)
+        y = target.detach().double().clamp(0.0, 1.0)
+        window = gaussian_window(1.5) if self.gaussian_weights else uniform_window(7)
+        return {
+            "psnr": psnr(x, y, data_range=1.0),
+            "ssim": ssim(x, y, window, data_range=1.0, sample_covariance=self.use_sample_covariance),
+        }
+
+
+@dataclass(frozen=True)
+class YChannelProtocol(MetricProtocol):
+    """BasicSR's ``calculate_psnr`` / ``calculate_ssim`` with ``test_y_channel=True`` on uint8 images.
+
+    Both images are rounded to 8-bit levels (``tensor2img``), ``crop_border`` pixels are dropped on each side,
+    RGB becomes BT.601 luma on the 0-255 scale (C = 1 input is taken as luma already, as BasicSR does); PSNR
+    uses peak 255 and SSIM is Wang's MATLAB form (11x11 Gaussian, sigma 1.5, population covariance, valid
+    region, C1 = (0.01*255)^2, C2 = (0.03*255)^2). ``round_y=True`` also rounds the luma to integers as
+    MATLAB's ``rgb2ycbcr`` does on uint8 (Restormer's deraining script), which BasicSR does not.
+    """
+
+    crop_border: int = 0
+    round_y: bool = False
+    options: ClassVar[tuple[str, ...]] = ("crop_border", "round_y")
+
+    def __post_init__(self) -> None:
+        if self.crop_border < 0:
+            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+
+    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        check_pair(pred, target)
+        x, y = to_uint8_levels(pred.detach()), to_uint8_levels(target.detach())
+        if self.crop_border:
+            cb = self.crop_border
+            x, y = x[..., cb:-cb, cb:-cb], y[..., cb:-cb, cb:-cb]
+        if x.shape[1] == 3:
+            x, y = rgb_levels_to_y(x, self.round_y), rgb_levels_to_y(y, self.round_y)
+        return {
+            "psnr": psnr(x, y, data_range=255.0),
+            "ssim": ssim(x, y, gaussian_window(1.5), data_range=255.0, sample_covariance=False),
+        }
+
+
+PROTOCOLS: dict[str, MetricProtocol] = {
+    p.name: p
+    for p in (
+        FloatProtocol(
+            name="promptir",
+            description="PromptIR/AirNet/AdaIR/IDR: RGB [0,1] clipped, PSNR range 1, skimage default SSIM "
+            "(7x7 uniform, sample covariance), mean over channels",
+        ),
+        FloatProtocol(
+            name="gaussian_ssim",
+            description="MoCE-IR: RGB [0,1] clipped, PSNR range 1, skimage SSIM with gaussian_weights=True "
+            "(sigma 1.5, 11x11; sample covariance as MoCE-IR's src/test.py leaves the default)",
+            gaussian_weights=True,
+        ),
+        YChannelProtocol(
+            name="y_channel",
+            description="BasicSR/Restormer: uint8, BT.601 Y [16,235], optional border crop, PSNR peak 255, "
+            "MATLAB SSIM (11x11 Gaussian sigma 1.5, population covariance)",
+        ),
+    )
+}
+
+
+def get_protocol(name: str, **options: Any) -> MetricProtocol:
+    """Look up a protocol by name, with config overrides (``crop_border=4``) checked against its options."""
+    if name not in PROTOCOLS:
+        raise KeyError(f"unknown metric protocol {name!r}; available: {', '.join(sorted(PROTOCOLS))}")
+    base = PROTOCOLS[name]
+    unknown = sorted(set(options) - set(base.options))
+    if unknown:
+        raise TypeError(f"protocol {name!r} has no option(s) {unknown}; it accepts: {list(base.options)}")
+    return dataclasses.replace(base, **options)

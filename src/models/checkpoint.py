@@ -1,0 +1,89 @@
+"""Safe loading of weight files (``model.pretrained=PATH``): tensors only, never code.
+
+Every pickle-based file goes through ``torch.load(..., map_location="cpu", weights_only=True)``; a file that
+needs arbitrary classes to unpickle is refused, with no fallback to ``weights_only=False``. Safetensors files
+are read with the safetensors library. Prefixes are stripped only when the caller names them, because some
+official checkpoints (KAIR's DnCNN: ``model.0.weight``) legitimately start with what looks like a wrapper.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+#: keys under which training frameworks store the weights, in the order we look for them:
+#: Lightning (``state_dict``), BasicSR/KAIR (``params_ema`` preferred over ``params``), others (``model``).
+WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "params_ema", "params", "model")
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file is a full pickle that imports code when loaded, not a weights-only checkpoint."""
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        detail = f" (it references {found[1]})" if found else ""
+        raise UnsafeCheckpointError(
+            f"{path} is not a weights-only checkpoint: unpickling it would import code{detail}. "
+            "Refusing to load it; re-save its state_dict (tensors only) from a trusted environment."
+        ) from None
+
+
+def _unwrap(obj: object, path: Path, key: str | None) -> Mapping[str, object]:
+    """Descend through wrapper dicts (a named ``key`` first, then :data:`WRAPPER_KEYS`) to the tensors."""
+    while isinstance(obj, Mapping):
+        if key is not None:
+            if key not in obj:
+                raise KeyError(f"{path}: no {key!r} entry; top-level keys: {', '.join(map(str, obj))}")
+            obj, key = obj[key], None
+            continue
+        if all(isinstance(v, Tensor) for v in obj.values()):
+            return obj
+        wrapper = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if wrapper is None:
+            others = [str(k) for k, v in obj.items() if not isinstance(v, Tensor)]
+            raise ValueError(
+                f"{path}: no state dict found; entries that are not tensors: {', '.join(others[:20])}"
+            )
+        obj = obj[wrapper]
+    raise ValueError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+
+
+def load_state_dict_file(path: str | Path, key: str | None = None) -> dict[str, Tensor]:
+    """The state dict stored in ``path`` (``.ckpt``, ``.pth``/``.pt``, ``.safetensors``), on CPU.
+
+    Wrappers such as Lightning's ``{"state_dict": ...}`` or BasicSR's ``{"params": ...}`` are removed;
+    pass ``key`` to pick one explicitly (e.g. ``"params"`` when a file also holds ``"params_ema"``).
+    Raises :class:`UnsafeCheckpointError` for files that are not weights-only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weight file at {path}")
+    obj = load_file(path, device="cpu") if path.suffix == ".safetensors" else _torch_load(path)
+    return dict(_unwrap(obj, path, key))
+
+
+def strip_prefixes(state_dict: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[str, Tensor]:
+    """Remove each of ``prefixes``, in order, from the keys that start with it (e.g. ``("net.", "module.")``).
+
+    Keys without a prefix are kept as they are; two keys that become equal are an error, not an overwrite.
+    """
+    out = dict(state_dict)
+    for prefix in prefixes:
+        stripped: dict[str, Tensor] = {}
+        for k, v in out.items():
+            new = k[len(prefix) :] if k.startswith(prefix) else k
+            if new in stripped:
+                raise ValueError(f"stripping {prefix!r} makes two keys equal: {new!r}")
+            stripped[new] = v
+        out = stripped
+    return out

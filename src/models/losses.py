@@ -1,0 +1,44 @@
+"""Reconstruction losses: L1 (the official default), Charbonnier and an FFT-L1 term, each weightable."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Mean of sqrt((pred - target)^2 + eps^2): a smooth L1 (Restormer's single-task recipes use it)."""
+    return torch.sqrt((pred - target).pow(2) + eps * eps).mean()
+
+
+def fft_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """L1 between the real and imaginary parts of the 2-D real FFTs (MoCE-IR adds 0.1 x this term)."""
+    pf = torch.fft.rfft2(pred.float(), norm="backward")
+    tf = torch.fft.rfft2(target.float(), norm="backward")
+    return (torch.view_as_real(pf) - torch.view_as_real(tf)).abs().mean()
+
+
+class RestorationLoss(nn.Module):
+    """Weighted sum of reconstruction terms; returns the total and each weighted term for logging.
+
+    A zero weight switches a term off (it is not computed).
+    """
+
+    def __init__(self, l1: float = 1.0, charbonnier: float = 0.0, fft_l1: float = 0.0, eps: float = 1e-3):
+        super().__init__()
+        self.weights = {"l1": float(l1), "charbonnier": float(charbonnier), "fft_l1": float(fft_l1)}
+        if all(w == 0 for w in self.weights.values()):
+            raise ValueError("model.loss: every term has weight 0; give l1, charbonnier or fft_l1 a weight")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError(f"model.loss: weights must be non-negative, got {self.weights}")
+        self.eps = float(eps)
+
+    def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        terms: dict[str, Tensor] = {}
+        if self.weights["l1"]:
+            terms["l1"] = self.weights["l1"] * nn.functional.l1_loss(pred, target)
+        if self.weights["charbonnier"]:
+            terms["charbonnier"] = self.weights["charbonnier"] * charbonnier(pred, target, self.eps)
+        if self.weights["fft_l1"]:
+            terms["fft_l1"] = self.weights["fft_l1"] * fft_l1(pred, target)
+        return sum(terms.values()), terms

@@ -1,0 +1,90 @@
+"""Train an all-in-one restorer: ``python -m src.train model=restormer data=5deg``.
+
+``train(cfg)`` is a plain function (tests call it with a composed config); ``main`` is the Hydra entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.data.layouts import DataNotFoundError
+from src.utils.instantiate import ConfigError, build, build_callbacks, build_loggers, build_model, run_config
+from src.utils.results import print_table, to_record, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return path or None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test; returns the logged metrics and the test record (also written as metrics.json)."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    log.info("building data <%s>", cfg.data.get("_target_"))
+    datamodule = build(cfg.data, "data")
+    log.info("building model <%s>", cfg.model.get("_target_"))
+    model = build_model(cfg)
+    model.run_config = run_config(cfg)
+    callbacks = build_callbacks(cfg.get("callbacks"))
+    loggers = build_loggers(cfg.get("logger"))
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+    for lg in loggers:
+        lg.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "metric_protocol": cfg.metrics.name})
+
+    metrics: dict[str, Any] = {}
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    record = None
+    if cfg.get("test", True) and not trainer.fast_dev_run:
+        best = _best_checkpoint(trainer)
+        if best is None:
+            log.warning("no best checkpoint was saved; testing the final weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        record = to_record(model.test_results, cfg.metrics.name, checkpoint=best, data=cfg.data.get("name", ""))
+        if trainer.is_global_zero:
+            path = write_json(record, output_dir / "metrics.json")
+            print_table(record)
+            log.info("test table written to %s", path)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    return {"metrics": metrics, "record": record, "trainer": trainer, "model": model}
+
+
+def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value an Optuna sweep maximises (``optimized_metric``), with a clear error if it was never logged."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}")
+    return metrics[name]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    torch.set_float32_matmul_precision("high")
+    try:
+        result = train(cfg)
+    except (DataNotFoundError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return optimized_metric(cfg, result["metrics"])
+
+
+if __name__ == "__main__":
+    main()

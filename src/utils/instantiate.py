@@ -1,0 +1,67 @@
+"""Turn the composed config into objects, with errors that say which config key is wrong."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key and what was expected."""
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception behind Hydra's ``InstantiationException`` wrappers."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def build(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node)``, re-raising the underlying error with the config key in front."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = root_cause(err)
+        if isinstance(cause, FileNotFoundError):
+            raise cause from None
+        raise ConfigError(f"building `{key}` failed: {type(cause).__name__}: {cause}") from cause
+
+
+def is_empty(node: Any) -> bool:
+    """True for ``null`` and for empty groups such as ``model/head=none``."""
+    return node is None or (isinstance(node, (Mapping, DictConfig)) and len(node) == 0)
+
+
+def build_model(cfg: DictConfig) -> Any:
+    """The LightningModule of ``cfg.model`` with the metric protocol of ``cfg.metrics``."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    for optional in ("head", "scheduler"):
+        if is_empty(model_cfg.get(optional)):
+            model_cfg[optional] = None
+    protocol = build(cfg.metrics, "metrics")
+    return build(model_cfg, "model", metrics=protocol)
+
+
+def build_callbacks(cfg: DictConfig | None) -> list[Any]:
+    if is_empty(cfg):
+        return []
+    return [build(c, f"callbacks.{name}") for name, c in cfg.items() if not is_empty(c)]
+
+
+def build_loggers(cfg: DictConfig | None) -> list[Any]:
+    if is_empty(cfg):
+        return []
+    return [build(c, f"logger.{name}") for name, c in cfg.items() if not is_empty(c)]
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The parts of a run that rebuild its model and data: stored in checkpoints for ``src.eval``."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "data", "metrics") if k in cfg}

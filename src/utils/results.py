@@ -1,0 +1,79 @@
+"""The test table: printed after every train/eval run and written as ``metrics.json`` in the run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = ("input_psnr", "input_ssim", "psnr", "ssim")
+
+
+def average(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean over benchmarks of each column (finite values only)."""
+    out = {}
+    for col in COLUMNS:
+        values = [row[col] for row in results.values() if col in row and math.isfinite(row[col])]
+        out[col] = sum(values) / len(values) if values else float("nan")
+    return out
+
+
+def to_record(results: dict[str, dict[str, float]], protocol: str, **extra: Any) -> dict[str, Any]:
+    """The ``metrics.json`` document: per benchmark input and restored PSNR/SSIM, their mean, the protocol."""
+    return {"protocol": protocol, **extra, "benchmarks": results, "average": average(results)}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf"/"nan": JSON has no literal for them
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def write_json(record: dict[str, Any], path: str | Path) -> Path:
+    """Write atomically (temporary file, then rename) so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_json_safe(record), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    def restore(value: Any) -> Any:
+        if value in ("inf", "-inf", "nan"):
+            return float(value)
+        if isinstance(value, dict):
+            return {k: restore(v) for k, v in value.items()}
+        return value
+
+    return restore(json.loads(Path(path).read_text()))
+
+
+def render_table(record: dict[str, Any], title: str = "test results") -> Table:
+    table = Table(title=f"{title} (metric protocol: {record['protocol']})")
+    table.add_column("benchmark")
+    for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
+        table.add_column(col, justify="right")
+    rows = [*record["benchmarks"].items(), ("average", record["average"])]
+    for name, row in rows:
+        gain = row["psnr"] - row["input_psnr"]
+        table.add_row(
+            name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
+            f"{row['ssim']:.4f}", f"{gain:+.2f}",
+        )
+    return table
+
+
+def print_table(record: dict[str, Any], title: str = "test results") -> None:
+    Console(width=120).print(render_table(record, title))
