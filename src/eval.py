@@ -68,7 +68,7 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
         model.load_state_dict(state, strict=True)
     loggers = build_loggers(cfg.get("logger"))
     trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
-    trainer.test(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     record = to_record(model.test_results, cfg.metrics.name, checkpoint=cfg.get("ckpt_path"),
                        pretrained=cfg.model.get("pretrained"), data=cfg.data.get("name", ""))
     if trainer.is_global_zero:

@@ -13,6 +13,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.layouts import DataNotFoundError
@@ -40,6 +41,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.run_config = run_config(cfg)
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
+    if not loggers:  # Lightning refuses a learning-rate monitor without a logger to write to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
     for lg in loggers:
@@ -55,7 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best = _best_checkpoint(trainer)
         if best is None:
             log.warning("no best checkpoint was saved; testing the final weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
         record = to_record(model.test_results, cfg.metrics.name, checkpoint=best, data=cfg.data.get("name", ""))
         if trainer.is_global_zero:
             path = write_json(record, output_dir / "metrics.json")

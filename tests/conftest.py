@@ -68,3 +68,66 @@ def reference(shared_dir: Path) -> Callable[[str], Reference]:
         return Reference(folder)
 
     return get
+
+
+# ----------------------------------------------------------------------------- Hydra runs
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+#: overrides that make a training run take seconds on CPU: tiny model, tiny patches, few samples
+TINY_RUN = [
+    "model=restormer_tiny",
+    "model.backbone.dim=8",
+    "trainer=cpu",
+    "logger=none",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "data.patch_size=32",
+    "data.batch_size=4",
+    "data.samples_per_epoch=8",
+    "data.test_source.max_side=96",
+    "trainer.max_epochs=1",
+]
+
+
+def compose(config_name: str, overrides: list[str], output_dir: Path):
+    """Compose ``conf/<config_name>.yaml`` as Hydra would, with the run folder set to ``output_dir``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Callable:
+    """``tiny_cfg(*overrides, name="train")``: a composed tiny-run config writing under ``tmp_path``."""
+
+    def make(*overrides: str, name: str = "train"):
+        base = TINY_RUN if name == "train" else [o for o in TINY_RUN if o.startswith(("model", "trainer=", "logger"))]
+        return compose(name, [*base, *overrides], tmp_path)
+
+    return make
+
+
+def _single_threaded() -> None:
+    """Tiny test models run fastest on one thread, and never stall when other processes share the cores."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the subprocesses that tests start
+    torch.set_num_threads(1)
+
+
+_single_threaded()

@@ -37,6 +37,7 @@ class RestorationModule(L.LightningModule):
         scheduler_interval: ``"epoch"`` (the official recipes) or ``"step"``.
         metrics: the metric protocol (``metrics=<name>``) used for validation and test.
         pretrained: optional weights file loaded into the network before training or evaluation.
+        official: name of the official network whose released key names ``pretrained`` may use.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class RestorationModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         pretrained: str | None = None,
+        official: str | None = None,
         clip_output: bool = True,
     ) -> None:
         super().__init__()
@@ -70,7 +72,7 @@ class RestorationModule(L.LightningModule):
         if pretrained:
             from src.models.pretrained import load_pretrained
 
-            load_pretrained(self.net, pretrained)
+            load_pretrained(self.net, self.head, pretrained, official=official)
 
     # ------------------------------------------------------------------ forward and training
     def forward(self, lq: Tensor) -> Tensor:

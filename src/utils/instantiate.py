@@ -47,7 +47,12 @@ def build_model(cfg: DictConfig) -> Any:
         if is_empty(model_cfg.get(optional)):
             model_cfg[optional] = None
     protocol = build(cfg.metrics, "metrics")
-    return build(model_cfg, "model", metrics=protocol)
+    # passed after instantiation: Hydra would turn a dataclass keyword argument into a config node
+    factory = build(model_cfg, "model", _partial_=True)
+    try:
+        return factory(metrics=protocol)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"building `model` failed: {type(err).__name__}: {err}") from err
 
 
 def build_callbacks(cfg: DictConfig | None) -> list[Any]:

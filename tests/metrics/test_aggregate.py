@@ -66,7 +66,8 @@ def test_no_cap_reproduces_official_inf_mean() -> None:
 
 def test_nan_propagates_and_empty_is_nan() -> None:
     metric = PerImageMean()
-    assert math.isnan(metric.compute().item())
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert math.isnan(metric.compute().item())
     metric.update(torch.tensor([30.0, float("nan")]))
     assert math.isnan(metric.compute().item())
 

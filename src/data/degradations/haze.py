@@ -66,9 +66,7 @@ class AtmosphericHaze(Degradation):
             params["angle"] = uniform(rng, (0.0, 360.0))
         return params
 
-    def depth_map(
-        self, shape: tuple[int, int], params: dict[str, Any], rng: np.random.Generator
-    ) -> np.ndarray:
+    def depth_map(self, shape: tuple[int, int], params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         """The ``HxW`` float32 depth in [0, 1] (0 = nearest, no haze)."""
         field = smooth_field(shape, rng, self.cells)
         if self.depth == "random":

@@ -8,6 +8,10 @@ blocks and the refinement, exactly as the official network does.
 Head positions (``feature_info``) are the decoder-side features just before each upsampling, named
 ``dec{i}`` for the level ``i`` they sit at (``dec3`` is the latent output for four levels); these are where
 PromptIR inserts its prompts and AdaIR its frequency modules.
+
+A head returns the feature it was given with the same shape, except at the latent position when
+``latent_out_channels`` is set: official PromptIR narrows its latent to ``4 * dim`` inside the prompt block,
+so its deepest decoder level upsamples ``4 * dim`` channels and fuses ``2 * dim + 4 * dim`` ones.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ class Restormer(nn.Module):
     ``num_blocks`` and ``heads`` give one entry per level (at least two levels). ``dual_pixel_task`` adds the
     official dual-pixel skip convolution from the embedded input to the output conv. ``global_residual``
     adds the input image to the output (needs ``in_channels == out_channels``); the official network adds it
-    exactly when ``dual_pixel_task`` is off.
+    exactly when ``dual_pixel_task`` is off. ``latent_out_channels`` is the width the head hands back at the
+    latent position (``None``: the latent width, the usual same-shape contract); any other value needs a head
+    that returns it (PromptIR: ``4 * dim``) and at least three levels.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class Restormer(nn.Module):
         layernorm_type: str = "WithBias",
         dual_pixel_task: bool = False,
         global_residual: bool = True,
+        latent_out_channels: int | None = None,
     ) -> None:
         super().__init__()
         num_blocks, heads = tuple(num_blocks), tuple(heads)
@@ -102,6 +109,11 @@ class Restormer(nn.Module):
         self.channels_per_level = widths
         self.multiple = 2 ** (levels - 1)
         self.global_residual = global_residual
+        self.latent_out_channels = latent_out_channels or widths[-1]
+        if self.latent_out_channels != widths[-1] and levels < 3:
+            raise ValueError(f"latent_out_channels={latent_out_channels} (not the latent width) needs >= 3 levels")
+        # what each decoder level upsamples: the level below, or for the deepest one what the head hands back
+        below = (*widths[1:-1], self.latent_out_channels)
 
         self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
         self.encoders = nn.ModuleList(
@@ -112,8 +124,8 @@ class Restormer(nn.Module):
         self.decoders = nn.ModuleList(
             DecoderLevel(
                 stage(widths[i] if i else 2 * dim, heads[i], num_blocks[i]),
-                below_channels=widths[i + 1],
-                fuse=nn.Conv2d(2 * widths[i], widths[i], 1, bias=bias) if i else nn.Identity(),
+                below_channels=below[i],
+                fuse=nn.Conv2d(below[i] // 2 + widths[i], widths[i], 1, bias=bias) if i else nn.Identity(),
             )
             for i in range(levels - 1)
         )
@@ -140,6 +152,12 @@ class Restormer(nn.Module):
             if head is not None:
                 x, extra = head(f"dec{level + 1}", x, image)
                 add_aux(aux, extra)
+            expected = self.decoders[level].up.conv.in_channels
+            if x.shape[1] != expected:
+                raise ValueError(
+                    f"dec{level + 1} hands {x.shape[1]} channels to a decoder built for {expected} "
+                    f"(latent_out_channels={self.latent_out_channels}): the head must return that width"
+                )
             x = self.decoders[level](x, skips[level])
 
         x = self.refinement(x)

@@ -71,12 +71,12 @@ def test_rain_only_brightens_with_screen_blend(photo: np.ndarray) -> None:
 
 
 def test_rain_streaks_follow_the_angle() -> None:
-    rain = SyntheticRain(angle_range=(0, 0), width_range=(1, 1))
-    params = rain.sample(rng_for(5))
-    layer = rain.streaks((128, 128), params, rng_for(6))
+    # A long blur makes a wrong blur direction visible: it would smear the streaks sideways.
+    rain = SyntheticRain(angle_range=(0, 0), width_range=(1, 1), blur=9)
+    layer = rain.streaks((128, 128), rain.sample(rng_for(5)), rng_for(6))
     along = np.abs(np.diff(layer, axis=0)).mean()  # vertical streaks change little top to bottom
     across = np.abs(np.diff(layer, axis=1)).mean()
-    assert along < 0.4 * across
+    assert along < 0.15 * across
 
 
 def test_rain_density_controls_coverage() -> None:
@@ -151,17 +151,13 @@ def test_lowlight_darkens(photo: np.ndarray) -> None:
 
 
 def test_lowlight_without_noise_is_exposure_times_gamma(photo: np.ndarray) -> None:
-    op = LowLight(
-        exposure_range=(0.3, 0.3), gamma_range=(2, 2), shot_noise_range=(0, 0), read_noise_range=(0, 0)
-    )
+    op = LowLight(exposure_range=(0.3, 0.3), gamma_range=(2, 2), shot_noise_range=(0, 0), read_noise_range=(0, 0))
     np.testing.assert_allclose(op(photo, rng_for(13)), 0.3 * photo**2, atol=1e-6)
 
 
 def test_lowlight_shot_noise_scales_with_signal() -> None:
     image = np.concatenate([grey(128, level=0.25), grey(128, level=1.0)], axis=1)
-    op = LowLight(
-        exposure_range=(0.4, 0.4), gamma_range=(1, 1), shot_noise_range=(0.01, 0.01), read_noise_range=(0, 0)
-    )
+    op = LowLight(exposure_range=(0.4, 0.4), gamma_range=(1, 1), shot_noise_range=(0.01, 0.01), read_noise_range=(0, 0))
     out = op(image, rng_for(14))
     dim, bright = out[:, :128].var(), out[:, 128:].var()
     assert bright / dim == pytest.approx(4.0, rel=0.2)  # variance = shot * signal, signal ratio 4

@@ -1,0 +1,47 @@
+# aioir: the two commands a fresh machine needs are `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_SILENT := true
+
+.PHONY: help install train eval test test-slow test-all lint format bench sweep clean
+
+help:  ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its dev tools
+
+train: $(STAMP)  ## install, then run the main job (the quickstart experiment, CPU, ~5 min)
+	$(PY) -m src.train experiment=quickstart
+
+eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=logs/.../checkpoints/best*.ckpt
+	$(PY) -m src.eval ckpt_path=$(CKPT)
+
+test: $(STAMP)  ## install, then run the fast tests
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-slow: $(STAMP)  ## the slow tests (DDP with two CPU processes, sweeps, resume after kill)
+	$(PY) -m pytest -m "slow and not gpu" -q
+
+test-all: $(STAMP)  ## every test that needs no GPU
+	$(PY) -m pytest -m "not gpu" -q
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+
+sweep: $(STAMP)  ## Optuna search over the quickstart (hparams_search=optuna)
+	$(PY) -m src.train -m experiment=quickstart hparams_search=optuna
+
+clean:  ## remove run folders and caches (not the venv)
+	rm -rf logs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""An official network rebuilt from our parts: a backbone plus a head, called like the official module.
+
+Official PromptIR or AdaIR is one module whose ``forward(x)`` returns the restored image; ours is a backbone
+that takes the head as an argument and also returns auxiliary losses. The wrapper restores the official
+call so that reference checks and users of ``from_official`` need not know the split. Its state-dict keys are
+``net.*`` (backbone) and ``head.*``, the same names the LightningModule uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from torch import Tensor, nn
+
+
+class OfficialWrapper(nn.Module):
+    """``net`` run with ``head``; ``forward(x)`` returns the restored image only (auxiliary losses dropped)."""
+
+    def __init__(self, net: nn.Module, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        pred, _ = self.net(x, head=self.head)
+        return pred
+
+
+def rename_keys(
+    state_dict: Mapping[str, Tensor], rename: Callable[[str, Tensor], tuple[str, Tensor]]
+) -> dict[str, Tensor]:
+    """Apply ``rename(key, value) -> (our key, value)`` to every entry; two keys landing on one name is an error."""
+    out: dict[str, Tensor] = {}
+    source: dict[str, str] = {}
+    for key, value in state_dict.items():
+        new, new_value = rename(key, value)
+        if new in out:
+            raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
+        out[new], source[new] = new_value, key
+    return out

@@ -1,0 +1,63 @@
+"""``model.pretrained=PATH``: start from our own checkpoints or from official released weights.
+
+The file is read without unpickling code (:func:`src.models.checkpoint.load_state_dict_file`). Keys are
+tried as ours first (``net.*``/``head.*`` as the LightningModule saves them, or a bare backbone state
+dict); if they do not fit and the model names its official counterpart (``model.official``), they go
+through that network's official key mapping. Either way the load is strict: every key is used and every
+tensor filled, or the error lists what does not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from src.models.checkpoint import load_state_dict_file, strip_prefixes
+from src.models.official import _module as official_module
+from src.models.official import load_strict
+
+log = logging.getLogger(__name__)
+
+
+class _Parts(nn.Module):
+    """The trainable parts of a restorer under the names the LightningModule gives them."""
+
+    def __init__(self, net: nn.Module, head: nn.Module | None) -> None:
+        super().__init__()
+        self.net = net
+        if head is not None:
+            self.head = head
+
+
+def _as_parts(state: Mapping[str, Tensor], has_head: bool) -> dict[str, Tensor]:
+    """Keys under ``net.``/``head.``; a bare backbone state dict is put under ``net.``."""
+    if any(k.startswith("net.") for k in state):
+        return {k: v for k, v in state.items() if k.startswith("net.") or (has_head and k.startswith("head."))}
+    return {f"net.{k}": v for k, v in state.items()}
+
+
+def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, official: str | None = None) -> str:
+    """Fill ``net`` (and ``head``) from ``path``; returns ``"ours"`` or ``"official <name>"``."""
+    state = strip_prefixes(load_state_dict_file(path), ["module."])
+    parts = _Parts(net, head)
+    try:
+        load_strict(parts, _as_parts(state, head is not None), source=f"model.pretrained={path}")
+        log.info("loaded pretrained weights (our format) from %s", path)
+        return "ours"
+    except ValueError as ours_error:
+        if official is None:
+            raise
+        bare = strip_prefixes(state, ["net."])
+        try:
+            converted = official_module(official).convert(bare)
+            load_strict(parts, _as_parts(converted, head is not None), source=f"model.pretrained={path}")
+        except ValueError as official_error:
+            raise ValueError(
+                f"model.pretrained={path} fits neither our key names nor official {official!r} keys.\n"
+                f"As ours: {ours_error}\nAs official {official}: {official_error}"
+            ) from None
+        log.info("loaded official %s weights from %s", official, path)
+        return f"official {official}"

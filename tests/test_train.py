@@ -1,0 +1,127 @@
+"""End-to-end runs of ``src.train`` and ``src.eval`` at tiny size on CPU."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.eval import evaluate
+from src.train import train
+from src.utils.results import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_module(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_fast_dev_run(tiny_cfg):
+    cfg = tiny_cfg("debug=fdr", "logger=none")
+    out = train(cfg)
+    assert out["trainer"].fast_dev_run
+    assert math.isfinite(out["metrics"]["train/loss"])
+
+
+def test_train_writes_metrics_json_and_eval_reproduces_it(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("trainer.max_epochs=2")
+    out = train(cfg)
+    record = read_json(tmp_path / "metrics.json")
+    assert record["protocol"] == "promptir"
+    families = ["noise", "rain", "haze", "blur", "lowlight"]
+    assert sorted(record["benchmarks"]) == sorted(f"synth_{f}" for f in families)
+    for row in record["benchmarks"].values():
+        assert set(row) >= {"psnr", "ssim", "input_psnr", "input_ssim"}
+        assert all(math.isfinite(v) for v in row.values())
+    ckpts = sorted((tmp_path / "checkpoints").glob("best*.ckpt"))
+    assert ckpts and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert record["checkpoint"] == str(ckpts[0]) == out["trainer"].checkpoint_callback.best_model_path
+
+    eval_dir = tmp_path / "eval"
+    from tests.conftest import compose
+
+    eval_cfg = compose("eval", ["trainer=cpu", "logger=none", f"ckpt_path={ckpts[0]}"], eval_dir)
+    again = evaluate(eval_cfg)
+    for name, row in record["benchmarks"].items():
+        for key, value in row.items():
+            assert again["benchmarks"][name][key] == pytest.approx(value, abs=1e-6), (name, key)
+    assert json.loads((eval_dir / "metrics.json").read_text())["protocol"] == "promptir"
+
+
+def test_eval_data_override_is_respected(tiny_cfg, tmp_path):
+    train(tiny_cfg())
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    from tests.conftest import compose
+
+    eval_cfg = compose(
+        "eval", ["trainer=cpu", "logger=none", f"ckpt_path={ckpt}", "data=synth3deg", "data.test_source.max_side=96"],
+        tmp_path / "eval",
+    )
+    record = evaluate(eval_cfg, overridden={"data"})
+    assert sorted(record["benchmarks"]) == ["synth_haze", "synth_noise", "synth_rain"]
+
+
+@pytest.mark.parametrize("logger", ["csv", "tensorboard", "wandb", "none"])
+def test_loggers(tiny_cfg, tmp_path, logger):
+    train(tiny_cfg(f"logger={logger}", "test=false"))
+    written = {p.name for p in tmp_path.rglob("*")}
+    if logger == "csv":
+        assert "metrics.csv" in written
+    elif logger == "tensorboard":
+        assert any(n.startswith("events.out.tfevents") for n in written)
+    elif logger == "wandb":
+        assert any(p.name.startswith("offline-run-") for p in (tmp_path / "wandb").iterdir())
+
+
+def test_bf16_mixed_on_cpu(tiny_cfg):
+    out = train(tiny_cfg("trainer.precision=bf16-mixed", "test=false"))
+    assert math.isfinite(out["metrics"]["train/loss"])
+
+
+def test_ema_weights_are_used_for_validation_and_saved(tiny_cfg, tmp_path):
+    out = train(tiny_cfg("callbacks=ema", "callbacks.progress_bar=null", "callbacks.model_summary=null",
+                         "callbacks.ema.decay=0.5", "model/scheduler=none", "test=false"))
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert "current_model_state" in ckpt  # the averaged weights are the checkpoint's state_dict
+    key = next(k for k in ckpt["state_dict"] if k.startswith("net."))
+    assert not torch.equal(ckpt["state_dict"][key], ckpt["current_model_state"][key])
+    assert out["trainer"].current_epoch == 1
+
+
+def test_losses_and_scheduler_options_compose_and_train(tiny_cfg):
+    out = train(tiny_cfg("model/loss=l1_fft", "model.loss.charbonnier=0.5", "model/optimizer=adam",
+                         "model/scheduler=none", "test=false"))
+    assert math.isfinite(out["metrics"]["train/loss"])
+    assert "train/fft_l1" in out["metrics"] and "train/charbonnier" in out["metrics"]
+
+
+def test_unknown_model_lists_available_names():
+    proc = _run_module("src.train", "model=no_such_model")
+    assert proc.returncode != 0
+    assert "no_such_model" in proc.stderr and "restormer" in proc.stderr
+
+
+def test_unknown_data_lists_available_names():
+    proc = _run_module("src.train", "data=no_such_data")
+    assert proc.returncode != 0
+    assert "synth5deg" in proc.stderr and "5deg" in proc.stderr
+
+
+def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
+    start = time.monotonic()
+    proc = _run_module("src.train", "model=restormer", "data=5deg", f"data.root={tmp_path / 'nowhere'}",
+                       "logger=none", f"paths.log_dir={tmp_path / 'logs'}")
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert str(tmp_path / "nowhere") in proc.stderr
+    assert "Train/Derain" in proc.stderr and "data.root" in proc.stderr and "data=synth5deg" in proc.stderr
+    assert elapsed < 60
