@@ -115,6 +115,8 @@ def tiny_cfg(tmp_path: Path) -> Callable:
 
     def make(*overrides: str, name: str = "train"):
         base = TINY_RUN if name == "train" else [o for o in TINY_RUN if o.startswith(("model", "trainer=", "logger"))]
+        if any(o.startswith("model=") for o in overrides):  # another model: drop the tiny Restormer's sizes
+            base = [o for o in base if not o.startswith("model")]
         return compose(name, [*base, *overrides], tmp_path)
 
     return make

@@ -125,3 +125,15 @@ def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
     assert str(tmp_path / "nowhere") in proc.stderr
     assert "Train/Derain" in proc.stderr and "data.root" in proc.stderr and "data=synth5deg" in proc.stderr
     assert elapsed < 60
+
+
+@pytest.mark.parametrize("model", ["promptir_tiny", "adair_tiny", "nafnet_tiny", "moce_ir_tiny"])
+def test_other_tiny_models_train_in_the_suite(tiny_cfg, model):
+    out = train(tiny_cfg(f"model={model}", "test=false", "model/scheduler=none"))
+    assert math.isfinite(out["metrics"]["train/loss"])
+
+
+def test_zero_dce_trains_without_ground_truth_losses(tiny_cfg):
+    out = train(tiny_cfg("model=zero_dce", "data.families=[lowlight]", "test=false", "model/scheduler=none"))
+    assert math.isfinite(out["metrics"]["train/loss"])
+    assert {"train/exposure", "train/illumination"} <= set(out["metrics"])

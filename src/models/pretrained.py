@@ -32,10 +32,13 @@ class _Parts(nn.Module):
             self.head = head
 
 
-def _as_parts(state: Mapping[str, Tensor], has_head: bool) -> dict[str, Tensor]:
-    """Keys under ``net.``/``head.``; a bare backbone state dict is put under ``net.``."""
-    if any(k.startswith("net.") for k in state):
-        return {k: v for k, v in state.items() if k.startswith("net.") or (has_head and k.startswith("head."))}
+def _as_parts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Keys under ``net.``/``head.`` as they are; a bare backbone state dict is put under ``net.``.
+
+    Nothing is dropped: a key that fits neither part makes the strict load fail and is listed.
+    """
+    if any(k.startswith(("net.", "head.")) for k in state):
+        return dict(state)
     return {f"net.{k}": v for k, v in state.items()}
 
 
@@ -44,7 +47,7 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
     state = strip_prefixes(load_state_dict_file(path), ["module."])
     parts = _Parts(net, head)
     try:
-        load_strict(parts, _as_parts(state, head is not None), source=f"model.pretrained={path}")
+        load_strict(parts, _as_parts(state), source=f"model.pretrained={path}")
         log.info("loaded pretrained weights (our format) from %s", path)
         return "ours"
     except ValueError as ours_error:
@@ -53,7 +56,7 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
         bare = strip_prefixes(state, ["net."])
         try:
             converted = official_module(official).convert(bare)
-            load_strict(parts, _as_parts(converted, head is not None), source=f"model.pretrained={path}")
+            load_strict(parts, _as_parts(converted), source=f"model.pretrained={path}")
         except ValueError as official_error:
             raise ValueError(
                 f"model.pretrained={path} fits neither our key names nor official {official!r} keys.\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,10 @@ from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 
 log = logging.getLogger(__name__)
+
+# Evaluation meters are torchmetrics objects that already reduce across ranks, so Lightning's advice to
+# add sync_dist=True when logging their values would only average identical numbers again.
+warnings.filterwarnings("ignore", message=r".*It is recommended to use `self\.log\(.*sync_dist=True")
 
 #: image-quality quantities reported per benchmark, for the restored output and the degraded input
 QUANTITIES = ("psnr", "ssim")
@@ -80,8 +85,14 @@ class RestorationModule(L.LightningModule):
         return pred
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        pred, aux = self.net(batch["lq"], head=self.head)
-        total, terms = self.loss(pred, batch["gt"])
+        if getattr(self.loss, "zero_reference", False):
+            # Zero-DCE-style losses judge the output against the input and the curve maps; no ground truth
+            curves = self.net.curves(batch["lq"])
+            pred, aux = self.net.apply_curves(batch["lq"], curves), {}
+            total, terms = self.loss(pred, batch.get("gt"), lq=batch["lq"], curves=curves)
+        else:
+            pred, aux = self.net(batch["lq"], head=self.head)
+            total, terms = self.loss(pred, batch["gt"])
         for name, value in aux.items():
             total = total + value
             terms[f"aux/{name}"] = value

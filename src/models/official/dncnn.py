@@ -4,8 +4,8 @@ KAIR flattens its layers into one ``nn.Sequential`` named ``model``, so convolut
 activations share one index space: with ``act_mode='BR'`` the layers run conv, ReLU, then (conv, BN, ReLU)
 blocks, then conv (``model.0``, ``model.2``, ``model.3``, ..., ``model.<last>``); with the batch-norm-folded
 ``'R'`` (the released ``dncnn_*.pth``) the blocks are (conv, ReLU). The layout is read from the keys
-(batch-norm statistics present or not). A key no rule recognises comes back unchanged so that
-:func:`~src.models.official.load_strict` names it.
+(batch-norm statistics present or not). Our keys are ``net.*`` (:class:`~src.models.official.wrapper.OfficialWrapper`);
+a key no rule recognises comes back unchanged so that :func:`~src.models.official.load_strict` names it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.dncnn import DnCNN
+from src.models.official.wrapper import OfficialWrapper, rename_keys
 
 #: official constructor argument -> ours (``act_mode`` is split into ``batch_norm`` and ``activation``).
 ARG_NAMES: dict[str, str] = {"in_nc": "in_channels", "out_nc": "out_channels", "nc": "channels", "nb": "depth"}
@@ -30,15 +31,11 @@ _KEY = re.compile(r"^model\.(\d+)\.(\w+)$")
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-class DnCNNImage(DnCNN):
-    """Our DnCNN with the official call signature: ``forward(x)`` returns only the denoised image."""
+def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
+    """Our DnCNN configured like KAIR's ``DnCNN(**official_kwargs)`` (official defaults for missing ones).
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x)[0]
-
-
-def build(official_kwargs: Mapping, **options) -> DnCNNImage:
-    """Our DnCNN configured like KAIR's ``DnCNN(**official_kwargs)`` (official defaults for missing ones)."""
+    Returned as :class:`OfficialWrapper`: ``forward(x)`` returns the denoised image; keys are ``net.*``.
+    """
     accepted = [*ARG_NAMES, "act_mode"]
     unknown = sorted(set(official_kwargs) - set(accepted))
     if unknown:
@@ -53,11 +50,11 @@ def build(official_kwargs: Mapping, **options) -> DnCNNImage:
     clash = sorted(set(kwargs) & set(options))
     if clash:
         raise ValueError(f"options {', '.join(clash)} are already set by the official arguments")
-    return DnCNNImage(**{**kwargs, **options})
+    return OfficialWrapper(DnCNN(**{**kwargs, **options}))
 
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename KAIR's ``model.<index>.*`` keys to ours; two keys landing on one name is an error.
+    """Rename KAIR's ``model.<index>.*`` keys to our ``net.*``; two keys landing on one name is an error.
 
     Index 0 is the first convolution and the highest index the last; in between, hidden layer ``k`` starts at
     ``2 + stride * k`` with stride 3 (conv, BN, act) when batch-norm keys are present, else 2 (conv, act).
@@ -67,10 +64,10 @@ def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     with_bn = any(k.endswith(_BN_BUFFERS) for k in state_dict)
     stride = 3 if with_bn else 2
 
-    def rename(key: str) -> str:
+    def ours(key: str) -> str | None:
         m = _KEY.match(key)
         if m is None:
-            return key
+            return None
         index, name = int(m[1]), m[2]
         if index == 0:
             return f"first.{name}"
@@ -81,13 +78,10 @@ def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
             return f"body.{layer}.conv.{name}"
         if index >= 2 and offset == 1 and with_bn:
             return f"body.{layer}.norm.{name}"
-        return key  # at an activation's index: nothing of ours lives there
+        return None  # at an activation's index: nothing of ours lives there
 
-    out: dict[str, Tensor] = {}
-    source: dict[str, str] = {}
-    for key, value in state_dict.items():
-        new = rename(key)
-        if new in out:
-            raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
-        out[new], source[new] = value, key
-    return out
+    def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
+        new = ours(key)
+        return (key if new is None else f"net.{new}"), value
+
+    return rename_keys(state_dict, rename)

@@ -3,8 +3,9 @@
 Both official classes share one state dict; NAFNetLocal (the GoPro models) only swaps the channel attention's
 global pooling for a local one, chosen here with ``build(..., local=True)``. The official decoder lists
 (``ups``, ``decoders``) run deepest first while ours are indexed by level, so the number of levels is read
-from the state dict. A key no rule recognises comes back unchanged so that
-:func:`~src.models.official.load_strict` names it, rather than being dropped here.
+from the state dict. Our keys are ``net.*`` (:class:`~src.models.official.wrapper.OfficialWrapper`); a key no
+rule recognises comes back unchanged so that :func:`~src.models.official.load_strict` names it, rather than
+being dropped here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.nafnet import NAFNet
+from src.models.official.wrapper import OfficialWrapper, rename_keys
 
 #: official ``NAFNet`` constructor argument -> ours.
 ARG_NAMES: dict[str, str] = {
@@ -44,15 +46,10 @@ _BLOCK_PART = re.compile(r"^(norm[12]|conv[1-5]|sca\.1)\.(weight|bias)$|^(beta|g
 _LEVEL_KEY = re.compile(r"^(?:encoders|downs|ups|decoders)\.(\d+)\.")
 
 
-class NAFNetImage(NAFNet):
-    """Our NAFNet with the official call signature: ``forward(x)`` returns only the restored image."""
-
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x)[0]
-
-
-def build(official_kwargs: Mapping, *, local: bool = False, **options) -> NAFNetImage:
+def build(official_kwargs: Mapping, *, local: bool = False, **options) -> OfficialWrapper:
     """Our network configured like ``NAFNet(**official_kwargs)``, or ``NAFNetLocal`` when ``local``.
+
+    Returned as :class:`OfficialWrapper` (``forward(x)`` returns the image; keys ``net.*``).
 
     With ``local``, ``official_kwargs`` may also hold NAFNetLocal's ``train_size`` (default ``(1, 3, 256, 256)``)
     and ``fast_imp`` (only ``False``: the fast approximation is not implemented). ``options`` are our extra
@@ -75,7 +72,7 @@ def build(official_kwargs: Mapping, *, local: bool = False, **options) -> NAFNet
     clash = sorted(set(kwargs) & set(options))
     if clash:
         raise ValueError(f"options {', '.join(clash)} are already set by the official arguments")
-    return NAFNetImage(**{**kwargs, **options})
+    return OfficialWrapper(NAFNet(**{**kwargs, **options}))
 
 
 def _block(prefix: str, rest: str) -> str | None:
@@ -87,22 +84,21 @@ def _block(prefix: str, rest: str) -> str | None:
     return prefix + _BLOCK_PARTS[part] + (f".{m[2]}" if m[2] else "")
 
 
-def convert_key(key: str, levels: int) -> str:
-    """Our name for one official key of a ``levels``-level network; an unrecognised key comes back unchanged."""
+def convert_key(key: str, levels: int) -> str | None:
+    """Our backbone's name for one official key of a ``levels``-level network, ``None`` when unrecognised."""
     if key.split(".", 1)[0] in ("intro", "ending"):
         return key
     if m := re.match(r"^downs\.(\d+)\.(weight|bias)$", key):
         return f"encoders.{m[1]}.down.{m[2]}"
     if m := re.match(r"^ups\.(\d+)\.0\.weight$", key):
         return f"decoders.{levels - 1 - int(m[1])}.up.conv.weight"
-    new = None
     if m := re.match(r"^encoders\.(\d+)\.(\d+)\.(.+)$", key):
-        new = _block(f"encoders.{m[1]}.blocks.{m[2]}.", m[3])
-    elif m := re.match(r"^decoders\.(\d+)\.(\d+)\.(.+)$", key):
-        new = _block(f"decoders.{levels - 1 - int(m[1])}.blocks.{m[2]}.", m[3])
-    elif m := re.match(r"^middle_blks\.(\d+)\.(.+)$", key):
-        new = _block(f"middle.{m[1]}.", m[2])
-    return key if new is None else new
+        return _block(f"encoders.{m[1]}.blocks.{m[2]}.", m[3])
+    if m := re.match(r"^decoders\.(\d+)\.(\d+)\.(.+)$", key):
+        return _block(f"decoders.{levels - 1 - int(m[1])}.blocks.{m[2]}.", m[3])
+    if m := re.match(r"^middle_blks\.(\d+)\.(.+)$", key):
+        return _block(f"middle.{m[1]}.", m[2])
+    return None
 
 
 def count_levels(state_dict: Mapping[str, Tensor]) -> int:
@@ -112,13 +108,14 @@ def count_levels(state_dict: Mapping[str, Tensor]) -> int:
 
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an official state dict to our keys; two official keys landing on one name is an error."""
+    """Rename an official state dict to our ``net.*`` keys; two official keys landing on one name is an error.
+
+    Unrecognised keys keep their official name (without ``net.``), so the strict load names them as they were.
+    """
     levels = count_levels(state_dict)
-    out: dict[str, Tensor] = {}
-    source: dict[str, str] = {}
-    for key, value in state_dict.items():
+
+    def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         new = convert_key(key, levels)
-        if new in out:
-            raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
-        out[new], source[new] = value, key
-    return out
+        return (key if new is None else f"net.{new}"), value
+
+    return rename_keys(state_dict, rename)

@@ -2,7 +2,8 @@
 
 The official class takes no arguments (32 features, 8 curve steps, RGB). Its forward returns
 ``(image after 4 steps, enhanced image, curve maps)``; the module built here returns the enhanced image
-(what the official test script saves). A key no rule recognises comes back unchanged so that
+(what the official test script saves), and ``.net.curves(x)`` the curve maps. Our keys are ``net.*``
+(:class:`~src.models.official.wrapper.OfficialWrapper`); a key no rule recognises comes back unchanged so that
 :func:`~src.models.official.load_strict` names it.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.zero_dce import ZeroDCE
+from src.models.official.wrapper import OfficialWrapper, rename_keys
 
 #: official layer -> ours.
 LAYER_NAMES: dict[str, str] = {
@@ -26,35 +28,29 @@ LAYER_NAMES: dict[str, str] = {
 }
 
 
-class ZeroDCEImage(ZeroDCE):
-    """Our DCE-Net whose ``forward(x)`` returns only the enhanced image (the official second output)."""
+def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
+    """Our DCE-Net like ``enhance_net_nopool()``; the official class has no arguments, so any is refused.
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x)[0]
-
-
-def build(official_kwargs: Mapping, **options) -> ZeroDCEImage:
-    """Our DCE-Net like ``enhance_net_nopool()``; the official class has no arguments, so any is refused."""
+    Returned as :class:`OfficialWrapper` (keys ``net.*``); ``.net.curves(x)`` gives the official third output.
+    """
     if official_kwargs:
         raise ValueError(
             f"unknown official Zero-DCE arguments: {', '.join(sorted(official_kwargs))}; enhance_net_nopool takes none"
         )
-    return ZeroDCEImage(**options)
+    return OfficialWrapper(ZeroDCE(**options))
 
 
-def convert_key(key: str) -> str:
-    """Our name for one official key; an unrecognised key comes back unchanged."""
+def convert_key(key: str) -> str | None:
+    """Our backbone's name for one official key, ``None`` when unrecognised."""
     layer, _, rest = key.partition(".")
-    return f"{LAYER_NAMES[layer]}.{rest}" if layer in LAYER_NAMES and rest in ("weight", "bias") else key
+    return f"{LAYER_NAMES[layer]}.{rest}" if layer in LAYER_NAMES and rest in ("weight", "bias") else None
 
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an official state dict to our keys; two official keys landing on one name is an error."""
-    out: dict[str, Tensor] = {}
-    source: dict[str, str] = {}
-    for key, value in state_dict.items():
+    """Rename an official state dict to our ``net.*`` keys; two official keys landing on one name is an error."""
+
+    def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         new = convert_key(key)
-        if new in out:
-            raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
-        out[new], source[new] = value, key
-    return out
+        return (key if new is None else f"net.{new}"), value
+
+    return rename_keys(state_dict, rename)

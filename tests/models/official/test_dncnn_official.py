@@ -58,12 +58,12 @@ def test_wrong_key_or_shape_is_named(ref) -> None:
     kwargs, weights = ref.meta["tiny_kwargs"], ref.tensors("weights")
     renamed = dict(weights)
     renamed["model.4.weight"] = renamed.pop("model.3.weight")  # onto a ReLU's index
-    with pytest.raises(ValueError, match=r"missing keys \(1\): body\.0\.norm\.weight") as err:
+    with pytest.raises(ValueError, match=r"missing keys \(1\): net\.body\.0\.norm\.weight") as err:
         from_official("dncnn", kwargs, renamed)
     assert "unexpected keys (1): model.4.weight" in str(err.value)
     with pytest.raises(ValueError, match=r"unexpected keys \(1\): head\.weight"):
         from_official("dncnn", kwargs, {**weights, "head.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match=r"shape mismatches.*last\.weight"):
+    with pytest.raises(ValueError, match=r"shape mismatches.*net\.last\.weight"):
         from_official("dncnn", kwargs, {**weights, "model.8.weight": torch.zeros(1, 8, 3, 3)})
     # batch-norm weights into the folded model: every BN key is foreign
     with pytest.raises(ValueError, match="unexpected keys"):

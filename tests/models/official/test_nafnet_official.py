@@ -16,6 +16,13 @@ def ref(reference):
     return reference("nafnet")
 
 
+def test_from_official_returns_the_image_and_our_keys(ref) -> None:
+    model = from_official("nafnet", ref.meta["tiny_kwargs"], ref.tensors("weights"))
+    assert all(k.startswith("net.") for k in model.state_dict())
+    with torch.no_grad():
+        assert isinstance(model(ref.tensor("input")), torch.Tensor)
+
+
 def _max_diff(model: torch.nn.Module, ref, input_name: str, output: str) -> float:
     with torch.no_grad():
         pred = model(ref.tensor(input_name))
@@ -66,20 +73,20 @@ def test_wrong_key_or_shape_is_named(ref) -> None:
     kwargs, weights = ref.meta["tiny_kwargs"], ref.tensors("weights")
     renamed = dict(weights)
     renamed["encoders.0.0.conv9.weight"] = renamed.pop("encoders.0.0.conv3.weight")
-    with pytest.raises(ValueError, match=r"missing keys.*encoders\.0\.blocks\.0\.mix_out\.weight") as err:
+    with pytest.raises(ValueError, match=r"missing keys.*net\.encoders\.0\.blocks\.0\.mix_out\.weight") as err:
         from_official("nafnet", kwargs, renamed)
     assert "unexpected keys (1): encoders.0.0.conv9.weight" in str(err.value)
     with pytest.raises(ValueError, match=r"unexpected keys \(1\): extra_module\.weight"):
         from_official("nafnet", kwargs, {**weights, "extra_module.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match=r"shape mismatches.*ending\.weight"):
+    with pytest.raises(ValueError, match=r"shape mismatches.*net\.ending\.weight"):
         from_official("nafnet", kwargs, {**weights, "ending.weight": torch.zeros(3, 16, 3, 3)})
 
 
 def test_decoders_are_reindexed_by_level(ref) -> None:
     """Official ``ups.0``/``decoders.0`` are the deepest; ours are indexed by level."""
     converted = convert(ref.tensors("weights"))
-    assert converted["decoders.3.up.conv.weight"].shape == (256, 128, 1, 1)
-    assert converted["decoders.0.blocks.0.beta"].shape == (1, 8, 1, 1)
+    assert converted["net.decoders.3.up.conv.weight"].shape == (256, 128, 1, 1)
+    assert converted["net.decoders.0.blocks.0.beta"].shape == (1, 8, 1, 1)
 
 
 def test_unknown_official_arguments_are_refused() -> None:
@@ -93,10 +100,10 @@ def test_unknown_official_arguments_are_refused() -> None:
 
 def test_local_build_reads_the_train_size() -> None:
     model = build({"width": 8, "enc_blk_nums": [1], "dec_blk_nums": [1], "train_size": [1, 3, 128, 64]}, local=True)
-    assert model.local_pool_train_size == (128, 64)
-    assert model.encoders[0].blocks[0].sca.local_kernel == (192, 96)
+    assert model.net.local_pool_train_size == (128, 64)
+    assert model.net.encoders[0].blocks[0].sca.local_kernel == (192, 96)
 
 
 def test_colliding_keys_are_an_error() -> None:
-    with pytest.raises(ValueError, match="both map to 'encoders.0.down.weight'"):
-        convert({"downs.0.weight": torch.zeros(1), "encoders.0.down.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="both map to 'net.encoders.0.down.weight'"):
+        convert({"downs.0.weight": torch.zeros(1), "net.encoders.0.down.weight": torch.zeros(1)})

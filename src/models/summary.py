@@ -1,0 +1,76 @@
+"""Print a model's size: ``python -m src.models.summary model=promptir [resolution=[256,256]]``.
+
+Parameters are counted on the real module; FLOPs on a copy built on the meta device (shapes only, no
+memory), with PyTorch's flop counter (one multiply-add = 2 FLOPs; element-wise operations not counted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+
+from src.models.profile import count_flops, count_parameters
+from src.utils.instantiate import build, is_empty
+
+
+class _Restorer(nn.Module):
+    """Backbone plus head as the LightningModule composes them, returning the image only."""
+
+    def __init__(self, model_cfg: DictConfig) -> None:
+        super().__init__()
+        self.net = build(model_cfg.backbone, "model.backbone")
+        head = None if is_empty(model_cfg.get("head")) else build(model_cfg.head, "model.head")
+        self.head = head(feature_info=self.net.feature_info) if head is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x, head=self.head)[0]
+
+
+def summarise(model_cfg: DictConfig, resolution: tuple[int, int] = (256, 256)) -> dict[str, Any]:
+    """Parameter counts, FLOPs at ``resolution`` and the feature channels of each level."""
+    model = _Restorer(model_cfg)
+    with torch.device("meta"):
+        meta = _Restorer(model_cfg)
+    h, w = resolution
+    return {
+        "backbone": type(model.net).__name__,
+        "head": type(model.head).__name__ if model.head is not None else "none",
+        "parameters": count_parameters(model),
+        "trainable_parameters": count_parameters(model, trainable_only=True),
+        "flops": count_flops(meta.eval(), (1, 3, h, w)),
+        "resolution": (h, w),
+        "channels_per_level": list(getattr(model.net, "channels_per_level", [])),
+        "head_positions": [(f.name, f.channels, f.reduction) for f in getattr(model.net, "feature_info", [])],
+    }
+
+
+def render(info: dict[str, Any], name: str) -> Table:
+    table = Table(title=f"model={name}", show_header=False)
+    table.add_row("backbone / head", f"{info['backbone']} / {info['head']}")
+    table.add_row("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f}M)")
+    table.add_row("trainable parameters", f"{info['trainable_parameters']:,}")
+    h, w = info["resolution"]
+    table.add_row(f"FLOPs at {h}x{w}", f"{info['flops'] / 1e9:.2f} G ({info['flops'] / 2e9:.2f} G multiply-adds)")
+    table.add_row("channels per level", ", ".join(map(str, info["channels_per_level"])) or "-")
+    positions = ", ".join(f"{n} ({c} ch, /{r})" for n, c, r in info["head_positions"])
+    table.add_row("head positions", positions or "-")
+    return table
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="summary")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    name = HydraConfig.get().runtime.choices.get("model", "?")
+    info = summarise(cfg.model, tuple(OmegaConf.to_container(cfg.resolution)))
+    Console(width=120).print(render(info, name))
+
+
+if __name__ == "__main__":
+    main()

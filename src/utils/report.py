@@ -1,0 +1,167 @@
+"""The test table and the published comparison as files and tables: CSV, Markdown, rich, W&B.
+
+``write_reports`` is the one call an entry point needs after ``metrics.json`` is written: it writes
+``results.csv``, ``results.md`` and (for the 3deg/5deg settings) ``comparison.csv`` in the run folder,
+prints the comparison, and logs both tables to any W&B logger. Every table is headed by the metric
+protocol's name and description, because numbers under different protocols are different quantities.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from src.utils.published import ComparisonRow, comparison_rows, load_published, setting_of
+
+RESULT_COLUMNS = ("benchmark", "input_psnr", "input_ssim", "psnr", "ssim", "gain_psnr")
+COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(ComparisonRow))
+
+
+def protocol_caption(protocol: str, description: str | None = None) -> str:
+    """``metric protocol: <name> (<description>)``; the description is looked up when not given."""
+    if description is None:
+        from src.metrics.protocols import PROTOCOLS
+
+        known = PROTOCOLS.get(protocol)
+        description = known.description if known is not None else ""
+    return f"metric protocol: {protocol}" + (f" ({description})" if description else "")
+
+
+def result_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``metrics.json`` as flat rows: one per benchmark, then the average, with the PSNR gain over the input."""
+    rows = []
+    for name, row in [*record["benchmarks"].items(), ("average", record["average"])]:
+        values = {k: row.get(k, float("nan")) for k in RESULT_COLUMNS[1:-1]}
+        rows.append({"benchmark": name, **values, "gain_psnr": values["psnr"] - values["input_psnr"]})
+    return rows
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(rows: Sequence[Any], path: str | Path, columns: Sequence[str] | None = None) -> Path:
+    """Rows (dicts or dataclasses) as CSV with a header; ``None`` becomes an empty cell. Atomic."""
+    dicts = [_as_dict(r) for r in rows]
+    columns = list(columns or (dicts[0] if dicts else []))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if d.get(k) is None else d.get(k) for k in columns} for d in dicts)
+    return _atomic_write(Path(path), buffer.getvalue())
+
+
+def _fmt(value: Any, digits: int, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def _result_cells(row: Mapping[str, Any]) -> list[str]:
+    return [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
+            _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
+
+
+def _comparison_cells(row: ComparisonRow) -> list[str]:
+    return [row.method, row.label, _fmt(row.ours_psnr, 2), _fmt(row.published_psnr, 2),
+            _fmt(row.diff_psnr, 2, signed=True), _fmt(row.ours_ssim, 4), _fmt(row.published_ssim, 3),
+            _fmt(row.diff_ssim, 4, signed=True), row.note]
+
+
+RESULT_HEADERS = ("benchmark", "input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)")
+COMPARISON_HEADERS = ("method", "benchmark", "ours PSNR", "published PSNR", "diff PSNR", "ours SSIM",
+                      "published SSIM", "diff SSIM", "note")
+
+
+def render_markdown(
+    record: Mapping[str, Any], comparison: Sequence[ComparisonRow] = (), setting: str | None = None,
+    description: str | None = None,
+) -> str:
+    """The test table, then the comparison with the published numbers, each under the protocol caption."""
+    caption = protocol_caption(record["protocol"], description)
+    parts = ["# Test results", "", f"*{caption}*", "", markdown_table(RESULT_HEADERS, map(_result_cells,
+                                                                                         result_rows(record)))]
+    if comparison:
+        title = f"Compared with published numbers ({setting}: {load_published()[setting].description})"
+        parts += ["", f"## {title}", "", f"*{caption}*", "", "diff = ours - published; empty where the two are "
+                  "different quantities (see note).", "", markdown_table(COMPARISON_HEADERS,
+                                                                         map(_comparison_cells, comparison))]
+    return "\n".join(parts) + "\n"
+
+
+def write_markdown(record: Mapping[str, Any], path: str | Path, comparison: Sequence[ComparisonRow] = (),
+                   setting: str | None = None, description: str | None = None) -> Path:
+    return _atomic_write(Path(path), render_markdown(record, comparison, setting, description))
+
+
+def render_comparison(rows: Sequence[ComparisonRow], protocol: str, description: str | None = None) -> Table:
+    table = Table(title=f"ours vs published\n{protocol_caption(protocol, description)}")
+    for header in COMPARISON_HEADERS:
+        table.add_column(header, justify="left" if header in ("method", "benchmark", "note") else "right")
+    for row in rows:
+        table.add_row(*_comparison_cells(row))
+    return table
+
+
+def log_wandb_tables(loggers: Iterable[Any], record: Mapping[str, Any], comparison: Sequence[ComparisonRow],
+                     prefix: str = "test") -> None:
+    """Both tables as W&B tables (``<prefix>/results``, ``<prefix>/published_comparison``) on every W&B logger."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        rows = result_rows(record)
+        logger.log_table(key=f"{prefix}/results", columns=list(RESULT_COLUMNS),
+                         data=[[r[c] for c in RESULT_COLUMNS] for r in rows])
+        if comparison:
+            logger.log_table(key=f"{prefix}/published_comparison", columns=list(COMPARISON_COLUMNS),
+                             data=[list(dataclasses.astuple(r)) for r in comparison])
+
+
+def write_reports(
+    record: Mapping[str, Any], output_dir: str | Path, loggers: Iterable[Any] = (), description: str | None = None,
+    setting: str | None = None, console: Console | None = None,
+) -> dict[str, Path]:
+    """Write ``results.csv``/``results.md`` (and ``comparison.csv``), print and log the comparison.
+
+    ``setting`` defaults to the record's ``data`` name when that is a published setting (``3deg``/``5deg``);
+    synthetic data has no published counterpart, so no comparison is made. Returns the written paths.
+    """
+    output_dir = Path(output_dir)
+    setting = setting or setting_of(record.get("data"))
+    comparison = comparison_rows(setting, record["benchmarks"], record["protocol"]) if setting else []
+    written = {"results_csv": write_csv(result_rows(record), output_dir / "results.csv", RESULT_COLUMNS)}
+    written["results_md"] = write_markdown(record, output_dir / "results.md", comparison, setting, description)
+    if comparison:
+        written["comparison_csv"] = write_csv(comparison, output_dir / "comparison.csv", COMPARISON_COLUMNS)
+        (console or Console(width=160)).print(render_comparison(comparison, record["protocol"], description))
+    log_wandb_tables(loggers, record, comparison)
+    return written

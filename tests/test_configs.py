@@ -1,0 +1,99 @@
+"""Every config option composes, and every option that can be built on this machine instantiates.
+
+Options are discovered by globbing ``conf/<group>/*.yaml``, so a new model, head or data config is
+tested without editing this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+
+from src.data.layouts import DataNotFoundError
+from src.utils.instantiate import build, build_callbacks, build_loggers, build_model
+from tests.conftest import CONF_DIR, compose
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+#: data settings that read published datasets from data.root (absent here)
+REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder"}
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_builds_and_restores_a_small_image(name, tmp_path):
+    cfg = compose("train", [f"model={name}"], tmp_path)
+    with torch.device("meta") if "tiny" not in name else torch.device("cpu"):
+        model = build_model(cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if "tiny" in name:
+        with torch.no_grad():
+            out = model.eval()(torch.rand(1, 3, 37, 45))
+        assert out.shape == (1, 3, 37, 45) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", options("data"))
+def test_every_data_setting_builds_or_explains_missing_data(name, tmp_path):
+    cfg = compose("train", [f"data={name}", f"paths.data_dir={tmp_path / 'none'}", "data.num_workers=0"], tmp_path)
+    if name in REAL_DATA:
+        with pytest.raises((DataNotFoundError, FileNotFoundError, ValueError)) as err:
+            build(cfg.data, "data")
+        assert str(tmp_path / "none") in str(err.value) or "data" in str(err.value)
+    else:
+        dm = hydra.utils.instantiate(cfg.data)
+        assert dm.families and dm.val_benchmarks
+
+
+@pytest.mark.parametrize("name", options("metrics"))
+def test_every_metric_protocol_builds(name, tmp_path):
+    protocol = hydra.utils.instantiate(compose("train", [f"metrics={name}"], tmp_path).metrics)
+    x = torch.rand(1, 3, 24, 24)
+    assert protocol.per_image(x, x)["ssim"].item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", options("logger"))
+def test_every_logger_builds(name, tmp_path):
+    loggers = build_loggers(compose("train", [f"logger={name}"], tmp_path).get("logger"))
+    assert (name == "none") == (len(loggers) == 0)
+
+
+@pytest.mark.parametrize("name", options("callbacks"))
+def test_every_callback_set_builds(name, tmp_path):
+    callbacks = build_callbacks(compose("train", [f"callbacks={name}"], tmp_path).get("callbacks"))
+    assert (name == "none") == (len(callbacks) == 0)
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_every_trainer_composes_and_cpu_ones_build(name, tmp_path):
+    cfg = compose("train", [f"trainer={name}"], tmp_path)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip(f"trainer={name} needs a GPU")
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize(
+    "group", ["experiment", "debug", "hparams_search", "model/head", "model/loss", "model/optimizer",
+              "model/scheduler", "model/backbone", "paths", "hydra/launcher"]
+)
+def test_every_option_of_the_other_groups_composes(group, tmp_path):
+    names = options(group)
+    assert names, f"conf/{group} is empty"
+    for name in names:
+        cfg = compose("train", [f"{group}={name}"], tmp_path)
+        assert cfg.model and cfg.data
+
+
+def test_slurm_launcher_is_the_submitit_plugin(tmp_path):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert "submitit" in cfg.hydra.launcher._target_.lower()
+    assert Path(CONF_DIR / "hydra" / "launcher" / "slurm.yaml").is_file()

@@ -1,0 +1,207 @@
+"""``src.restore`` round trips: what the network does not touch (mode, alpha, bit depth, orientation) survives.
+
+The checkpoint holds a tiny Restormer whose output convolution is zero, so with its global residual the
+network is exactly the identity and every round trip can be checked pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from src.inference.image_file import orient, read_user_image
+from src.restore import UnsafeOutputError, restore
+from src.utils.instantiate import build_model, run_config
+from tests.conftest import compose
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = ["model=restormer_tiny", "model.backbone.dim=8"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    """An identity tiny Restormer saved as a Lightning-style checkpoint and as a plain state dict."""
+    folder = tmp_path_factory.mktemp("weights")
+    cfg = compose("restore", TINY_MODEL, folder)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.net.output.weight.zero_()
+    ckpt = folder / "identity.ckpt"
+    torch.save({"state_dict": model.state_dict(), "aioir_config": run_config(cfg)}, ckpt)
+    state = folder / "identity.pt"
+    torch.save(model.state_dict(), state)
+    return {"ckpt": ckpt, "state": state}
+
+
+def run(tmp_path: Path, source: Path, output: Path, *overrides: str, ckpt: Path | None = None):
+    args = [f"input={source}", f"output={output}", "device=cpu", *overrides]
+    if ckpt is not None:
+        args.append(f"ckpt_path={ckpt}")
+    return restore(compose("restore", args, tmp_path / "run"))
+
+
+def pattern(height: int, width: int, channels: int, dtype=np.uint8, seed: int = 0) -> np.ndarray:
+    peak = np.iinfo(dtype).max
+    rng = np.random.default_rng(seed)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return rng.integers(0, peak + 1, size=shape, dtype=np.int64).astype(dtype)
+
+
+def test_grayscale_stays_grayscale(tmp_path, weights):
+    pixels = pattern(37, 50, 1)
+    Image.fromarray(pixels).save(tmp_path / "gray.png")
+    report = run(tmp_path, tmp_path / "gray.png", tmp_path / "out", ckpt=weights["ckpt"])
+    assert report.restored == [(tmp_path / "out" / "gray.png").resolve()]
+    with Image.open(tmp_path / "out" / "gray.png") as out:
+        assert out.mode == "L"
+        np.testing.assert_array_equal(np.asarray(out), pixels)
+
+
+def test_rgba_keeps_alpha_exactly(tmp_path, weights):
+    pixels = pattern(30, 41, 4)
+    Image.fromarray(pixels).save(tmp_path / "rgba.png")
+    run(tmp_path, tmp_path / "rgba.png", tmp_path / "out", ckpt=weights["ckpt"])
+    with Image.open(tmp_path / "out" / "rgba.png") as out:
+        assert out.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(out), pixels)
+
+
+def test_16bit_grayscale_png_stays_16bit(tmp_path, weights):
+    pixels = pattern(33, 29, 1, np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    run(tmp_path, tmp_path / "deep.png", tmp_path / "out", ckpt=weights["ckpt"])
+    with Image.open(tmp_path / "out" / "deep.png") as out:
+        assert out.mode.startswith("I")
+        np.testing.assert_array_equal(np.asarray(out).astype(np.uint16), pixels)
+
+
+def test_16bit_colour_png_with_alpha_stays_16bit(tmp_path, weights):
+    pixels = pattern(24, 35, 4, np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), pixels)  # stored BGRA; read back the same way
+    run(tmp_path, tmp_path / "deep.png", tmp_path / "out", ckpt=weights["ckpt"])
+    out = cv2.imread(str(tmp_path / "out" / "deep.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, pixels)
+
+
+def test_exif_rotated_jpeg_is_restored_upright(tmp_path, weights):
+    stored = np.zeros((40, 64, 3), np.uint8)
+    stored[:10, :16] = 255  # a bright corner shows where "up" went
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=98)
+    run(tmp_path, tmp_path / "photo.jpg", tmp_path / "out", ckpt=weights["ckpt"])
+    with Image.open(tmp_path / "photo.jpg") as original:
+        upright = np.asarray(ImageOps.exif_transpose(original)).astype(float)
+    with Image.open(tmp_path / "out" / "photo.jpg") as out:
+        assert out.getexif().get(0x0112, 1) == 1  # no rotation left for a viewer to apply twice
+        restored = np.asarray(out).astype(float)
+    assert restored.shape == upright.shape == (64, 40, 3)
+    assert np.abs(restored - upright).mean() < 2.0  # JPEG re-encoding only
+    assert restored[:16, -10:].mean() > 200 and restored[-16:, :10].mean() < 50
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_numpy_orientation_matches_pillow(orientation):
+    pixels = pattern(5, 7, 3)
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(img))
+    np.testing.assert_array_equal(orient(pixels, orientation), expected)
+
+
+def test_folder_with_unreadable_file_skips_it_by_name(tmp_path, weights, caplog):
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    Image.fromarray(pattern(20, 24, 3)).save(source / "good.png")
+    Image.fromarray(pattern(20, 24, 3, seed=1)).save(source / "sub" / "nested.bmp")
+    (source / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (source / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        report = run(tmp_path, source, tmp_path / "out", ckpt=weights["ckpt"])
+    assert sorted(p.name for p in report.restored) == ["good.png", "nested.bmp"]
+    assert (tmp_path / "out" / "sub" / "nested.bmp").is_file()
+    assert list(report.skipped) == [source / "broken.jpg"]
+    assert "broken.jpg" in caplog.text
+    assert report.ignored == [source / "notes.txt"]
+    assert not (tmp_path / "out" / "broken.jpg").exists()
+
+
+@pytest.mark.parametrize("where", ["input folder", "input file's folder", "input file", "parent of input"])
+def test_refuses_to_overwrite_the_input(tmp_path, weights, where):
+    source = tmp_path / "photos"
+    source.mkdir()
+    Image.fromarray(pattern(16, 16, 3)).save(source / "a.png")
+    before = (source / "a.png").read_bytes()
+    target, output = {
+        "input folder": (source, source),
+        "input file's folder": (source / "a.png", source),
+        "input file": (source / "a.png", source / "a.png"),
+        "parent of input": (source, tmp_path),
+    }[where]
+    with pytest.raises(UnsafeOutputError):
+        run(tmp_path, target, output, ckpt=weights["ckpt"])
+    assert (source / "a.png").read_bytes() == before
+    assert sorted(p.name for p in source.iterdir()) == ["a.png"]
+
+
+def test_output_inside_the_input_folder_is_not_read_back(tmp_path, weights):
+    source = tmp_path / "photos"
+    (source / "restored").mkdir(parents=True)
+    Image.fromarray(pattern(16, 16, 3)).save(source / "a.png")
+    Image.fromarray(pattern(16, 16, 3)).save(source / "restored" / "old.png")
+    report = run(tmp_path, source, source / "restored", ckpt=weights["ckpt"])
+    assert [p.name for p in report.restored] == ["a.png"]
+
+
+def test_output_folder_is_created_and_pretrained_weights_work(tmp_path, weights):
+    pixels = pattern(19, 23, 3)
+    Image.fromarray(pixels).save(tmp_path / "a.webp", lossless=True)
+    output = tmp_path / "new" / "deeper"
+    report = run(tmp_path, tmp_path / "a.webp", output, *TINY_MODEL, f"model.pretrained={weights['state']}",
+                 "format=png")
+    assert output.is_dir() and report.restored == [(output / "a.png").resolve()]
+    np.testing.assert_array_equal(np.asarray(Image.open(output / "a.png")), pixels)
+
+
+def test_large_image_tiled_with_a_trained_like_network(tmp_path, weights):
+    Image.fromarray(pattern(70, 90, 3)).save(tmp_path / "big.tif")
+    run(tmp_path, tmp_path / "big.tif", tmp_path / "out", "inference=tiled", "inference.tile=32",
+        "inference.overlap=8", ckpt=weights["ckpt"])
+    image = read_user_image(tmp_path / "out" / "big.tif")
+    assert image.rgb.shape == (70, 90, 3)
+    np.testing.assert_allclose(image.rgb, read_user_image(tmp_path / "big.tif").rgb, atol=1 / 255)
+
+
+def test_without_weights_it_refuses(tmp_path):
+    Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="ckpt_path"):
+        run(tmp_path, tmp_path / "a.png", tmp_path / "out", *TINY_MODEL)
+
+
+def test_command_line(tmp_path, weights):
+    Image.fromarray(pattern(20, 20, 3)).save(tmp_path / "a.jpg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.restore", f"ckpt_path={weights['ckpt']}", f"input={tmp_path / 'a.jpg'}",
+         f"output={tmp_path / 'out'}", f"paths.log_dir={tmp_path / 'logs'}", "device=cpu"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "restored 1 image(s)" in proc.stdout
+    assert (tmp_path / "out" / "a.jpg").is_file()
+    refused = subprocess.run(
+        [sys.executable, "-m", "src.restore", f"ckpt_path={weights['ckpt']}", f"input={tmp_path / 'a.jpg'}",
+         f"output={tmp_path}", f"paths.log_dir={tmp_path / 'logs'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode == 2 and "overwrite" in refused.stderr

@@ -1,0 +1,100 @@
+"""Multi-process and multi-run paths, run as real ``python -m src.train`` processes (marked slow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY_RUN
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
+
+
+def _cmd(*overrides: str) -> list[str]:
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra's flags (-m) go before the overrides
+    return [sys.executable, "-m", "src.train", *flags, *TINY_RUN, *(o for o in overrides if o not in flags)]
+
+
+def _run(*overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(_cmd(*overrides), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.startswith("net.")}
+
+
+#: a deterministic run long enough to be killed mid-epoch: 3 epochs of 6 steps, last.ckpt every 2 steps
+RESUMABLE = [
+    "trainer.deterministic=true",
+    "trainer.max_epochs=3",
+    "data.samples_per_epoch=24",
+    "model/scheduler=none",
+    "callbacks.model_checkpoint.every_n_train_steps=2",
+    "test=false",
+]
+
+
+def test_resume_after_kill_reaches_the_same_weights(tmp_path):
+    reference = tmp_path / "reference"
+    _run(*RESUMABLE, f"hydra.run.dir={reference}")
+
+    killed = tmp_path / "killed"
+    last = killed / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(_cmd(*RESUMABLE, f"hydra.run.dir={killed}"), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "the run never wrote last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    steps_at_kill = state["global_step"]
+    assert steps_at_kill % 6 != 0, f"killed at step {steps_at_kill}, not mid-epoch"
+
+    resumed = tmp_path / "resumed"
+    _run(*RESUMABLE, f"hydra.run.dir={resumed}", f"ckpt_path={last}")
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert final["global_step"] == 18
+    ref, got = _weights(reference / "checkpoints" / "last.ckpt"), _weights(resumed / "checkpoints" / "last.ckpt")
+    assert ref.keys() == got.keys()
+    assert all(torch.equal(ref[k], got[k]) for k in ref), f"weights differ after resuming from step {steps_at_kill}"
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    run = tmp_path / "ddp"
+    proc = _run("trainer=ddp_sim", "data.samples_per_epoch=16", f"hydra.run.dir={run}")
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    assert (run / "metrics.json").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_multirun_over_two_values(tmp_path):
+    sweep = tmp_path / "sweep"
+    _run("-m", "model.optimizer.lr=1e-3,2e-3", "test=false", f"hydra.sweep.dir={sweep}")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_optuna_search_with_two_trials(tmp_path):
+    sweep = tmp_path / "optuna"
+    _run("hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+         "test=false", f"hydra.sweep.dir={sweep}")
+    assert (sweep / "optimization_results.yaml").is_file()
+    assert "best_value" in (sweep / "optimization_results.yaml").read_text()
