@@ -71,7 +71,7 @@ def plan(
     if out.exists() and not out.is_dir():
         raise UnsafeOutputError(f"output={output} is a file; give a folder to write the restored images into")
     home = src.parent if src.is_file() else src
-    if out == src or out == home:
+    if out in (src, home):
         raise UnsafeOutputError(f"output={output} is the input's own folder: restoring would overwrite the input")
     if _within(src, out):
         raise UnsafeOutputError(f"output={output} contains the input {source}: choose a folder outside it")

@@ -1,19 +1,207 @@
-"""DataModules for the published benchmark settings (3deg, 5deg) read from the user's folders."""
+"""DataModules for the published benchmark settings (3deg, 5deg, single families, CDD-11) read from the user's folders.
+
+The folders are located and scanned (listed and paired) before anything else, so a missing or broken
+download stops the run in seconds with a report. The official training mix is the default: every
+family's list repeated as the official codes do (noise x3 per sigma, rain x120, haze x1, blur x5, low
+light x20) and concatenated; ``mix: weighted`` (weights or a temperature over sizes) and AirNet-style
+batches (``mix: airnet``, one patch of each family per batch slot group) are alternatives.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils.data import Dataset, Subset
+
+from src.data.check import SetReport, failed, format_report, scan
 from src.data.datamodule import RestorationDataModule
-from src.data.layouts import require_folders
+from src.data.datasets.paired import NoisyImages, NoisyPatches, PairedImages, PairedPatches
+from src.data.layouts import SPLITS, DataCheckError, locate
+from src.data.sampler import MixSampler, _rank_world
+
+log = logging.getLogger(__name__)
+
+#: per-epoch repeats of each family's list in the official codes (PROTOCOLS.md sections 1-2)
+OFFICIAL_REPEATS = {"noise": 3, "rain": 120, "haze": 1, "blur": 5, "lowlight": 20}
+MIXES = ("concat", "weighted", "airnet")
+
+
+class OnePerFamilySampler(MixSampler):
+    """AirNet-style order: every run of ``len(sizes)`` consecutive samples on a rank holds one sample of each family.
+
+    With a batch size that is a multiple of the number of families, every batch holds the same number of
+    patches of each family. Each family's samples are visited in a fresh random order (cycled when it is
+    smaller than the epoch needs); the epoch length defaults to the concatenated size. Sharding: rank ``r``
+    takes positions ``r, r + world, ...`` (see :class:`MixSampler`), so the runs are interleaved per rank.
+    """
+
+    def __init__(self, sizes: Sequence[int], num_samples: int | None = None, seed: int = 0) -> None:
+        super().__init__(sizes, mode="concat", seed=seed)
+        self.mode = "airnet"
+        _, world = _rank_world()
+        group = len(self.sizes) * world
+        self.num_samples = max(group, (int(num_samples or sum(self.sizes)) // group) * group)
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        _, world = _rank_world()
+        families = len(self.sizes)
+        rows = self.num_samples // families
+        columns = []
+        for size, offset in zip(self.sizes, self.offsets):
+            order = torch.cat([torch.randperm(size, generator=gen) for _ in range(math.ceil(rows / size))])[:rows]
+            columns.append(order + offset)
+        grid = torch.stack(columns, dim=1)  # one row = one sample of each family
+        grid = grid.gather(1, torch.argsort(torch.rand(rows, families, generator=gen), dim=1))
+        per_rank = [grid[r::world].flatten() for r in range(world)]
+        return torch.stack(per_rank, dim=1).flatten()  # position k * world + r belongs to rank r
+
+
+class BenchmarkDataModule(RestorationDataModule):
+    """The mixing DataModule, plus AirNet-style batches and a mix description that knows about repeats."""
+
+    def make_sampler(self) -> MixSampler:
+        if self.mix == "airnet":
+            return OnePerFamilySampler([len(d) for d in self.train_sets.values()], self.samples_per_epoch, self.seed)
+        return super().make_sampler()
+
+    def describe_mix(self) -> str:
+        """Per-epoch count and share of each family, with its distinct images and repeats."""
+        counts = self.make_sampler().family_counts(0)
+        total = sum(counts)
+        parts = []
+        for (family, ds), count in zip(self.train_sets.items(), counts):
+            distinct = getattr(ds, "distinct", len(ds))
+            sigmas = getattr(ds, "sigmas", None)
+            lists = f" x {len(sigmas)} sigmas {tuple(int(s) if s == int(s) else s for s in sigmas)}" if sigmas else ""
+            repeats = getattr(ds, "repeats", 1)
+            kind = "pairs" if hasattr(ds, "pairs") else "images"
+            parts.append(f"{family}: {count} ({100.0 * count / total:.1f}%; {distinct} {kind}{lists} x{repeats})")
+        return f"training mix ({self.mix}), {total} samples per epoch: " + "; ".join(parts)
+
+
+def _mix_weights(
+    mix: str, sizes: Mapping[str, int], weights: Mapping[str, float] | None, temperature: float | None
+) -> dict[str, float] | None:
+    """Weights for ``mix: weighted``: given, or ``size ** (1 / temperature)`` (1: concat shares, large: uniform)."""
+    if mix not in MIXES:
+        raise ValueError(f"unknown data.mix {mix!r}; expected one of {MIXES}")
+    if mix != "weighted":
+        if weights or temperature:
+            raise ValueError(f"data.weights and data.temperature apply to data.mix=weighted, not {mix!r}")
+        return None
+    if weights and temperature:
+        raise ValueError("give data.weights or data.temperature, not both")
+    if temperature:
+        if temperature <= 0:
+            raise ValueError(f"data.temperature must be positive, got {temperature}")
+        return {f: float(n) ** (1.0 / float(temperature)) for f, n in sizes.items()}
+    return dict(weights) if weights else None
+
+
+def _train_sets(
+    reports: list[SetReport],
+    repeats: Mapping[str, int],
+    sigmas: Sequence[float],
+    patch_size: int,
+    crop_multiple: int,
+    seed: int,
+) -> dict[str, Dataset]:
+    sets: dict[str, Dataset] = {}
+    for r in reports:
+        n = int(repeats.get(r.family, 1))
+        if r.image_set.paired:
+            sets[r.family] = PairedPatches(r.pairs, r.family, patch_size, n, seed, crop_multiple)
+        else:
+            sets[r.family] = NoisyPatches(r.clean, sigmas, r.family, patch_size, n, seed, crop_multiple)
+    return sets
+
+
+def _test_sets(
+    reports: list[SetReport], protocol: str, order: Sequence[float], noise_seed: int, crop_multiple: int
+) -> dict[str, Dataset]:
+    sets: dict[str, Dataset] = {}
+    for r in reports:
+        if r.image_set.paired:
+            sets[r.benchmarks[0]] = PairedImages(r.pairs, r.benchmarks[0], r.family, crop_multiple)
+            continue
+        for name in r.benchmarks:
+            sigma = float(name.rsplit("_s", 1)[1])
+            sets[name] = NoisyImages(r.clean, sigma, name, r.family, protocol, noise_seed, order, crop_multiple)
+    return sets
+
+
+def _subset(ds: Dataset, count: int | None) -> Dataset:
+    """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
+    n = len(ds)
+    if count is None or count >= n:
+        return ds
+    return Subset(ds, sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)}))
 
 
 def benchmark_datamodule(
-    setting: str, root: str | None, families: list[str], layout: str = "auto", **options: Any
-) -> RestorationDataModule:
-    """Check the folders of ``setting`` under ``root`` first (fails in seconds with a clear report)."""
-    require_folders(root, families, setting, layout)
-    raise NotImplementedError(
-        f"data={setting}: reading the published datasets is not implemented yet; the folders under {root} are "
-        f"present, so use data=synth{setting} meanwhile"
-    )
+    setting: str,
+    root: str | Path | None,
+    families: list[str],
+    layout: str = "auto",
+    splits: Sequence[str] = SPLITS,
+    patch_size: int = 128,
+    repeats: Mapping[str, int] | None = None,
+    train_sigmas: Sequence[float] = (15, 25, 50),
+    test_sigmas: Sequence[float] = (15, 25, 50),
+    noise_protocol: str = "promptir",
+    noise_order: Sequence[float] = (15, 25, 50),
+    noise_seed: int = 0,
+    crop_multiple: int = 16,
+    train_crop_multiple: int = 16,
+    mix: str = "concat",
+    weights: Mapping[str, float] | None = None,
+    temperature: float | None = None,
+    samples_per_epoch: int | None = None,
+    check: str = "pairs",
+    strict_counts: bool = False,
+    val_images: int | None = None,
+    seed: int = 0,
+    name: str = "",
+    **loader_options: Any,
+) -> BenchmarkDataModule:
+    """Locate and scan the folders of ``families``, then build the training mix and one test set per benchmark.
+
+    ``check`` is the scan level at start (``pairs``: list and pair, no file opened; ``sizes``; ``decode``);
+    a problem stops the run with the scan's report, as does a count unlike a correct download when
+    ``strict_counts``. ``val_images`` limits validation to that many evenly spaced images per benchmark.
+    """
+    families = list(families)
+    root_path, layout = locate(root, families, setting, layout, list(splits))
+    reports = scan(root_path, layout, families, check, test_sigmas, patch_size, train_crop_multiple, crop_multiple,
+                   splits)
+    report = format_report(reports, root_path, layout, setting, check)
+    if failed(reports, counts=strict_counts):
+        raise DataCheckError(f"{report}\nFix the data (python -m src.data.check data={name or setting} "
+                             f"data.root={root_path} --level decode gives the full report) and run again.")
+    (log.warning if failed(reports) else log.info)("%s", report)
+
+    train = _train_sets([r for r in reports if r.split == "train"], {**OFFICIAL_REPEATS, **(repeats or {})},
+                        train_sigmas, patch_size, train_crop_multiple, seed)
+    test = _test_sets([r for r in reports if r.split == "test"], noise_protocol, noise_order, noise_seed, crop_multiple)
+    mix_weights = _mix_weights(mix, {f: len(d) for f, d in train.items()}, weights, temperature)
+    batch_size = int(loader_options.get("batch_size", 8))
+    if mix == "airnet" and train and batch_size % len(train):
+        raise ValueError(f"data.mix=airnet needs data.batch_size ({batch_size}) to be a multiple of the "
+                         f"{len(train)} families {list(train)}")
+    val = {b: _subset(ds, val_images) for b, ds in test.items()}
+    return BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
+                               samples_per_epoch=samples_per_epoch, seed=seed, name=name, **loader_options)
+
+
+def folder_datamodule(root: str | Path, **options: Any) -> RestorationDataModule:
+    """``data=folder``: the synthetic families on the clean images under ``root`` (searched recursively)."""
+    from src.data.synthetic_mix import synthetic_datamodule
+
+    options.pop("clean_root", None)
+    return synthetic_datamodule(clean_root=str(Path(str(root)).expanduser()), **options)

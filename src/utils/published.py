@@ -106,6 +106,11 @@ def _diff(ours: float | None, published: float | None, comparable: bool) -> floa
     return ours - published if comparable and ours is not None and published is not None else None
 
 
+def _our_score(results: Mapping[str, Mapping[str, float]], benchmark: str) -> tuple[float | None, float | None]:
+    row = results.get(benchmark, {})
+    return _finite(row.get("psnr")), _finite(row.get("ssim"))
+
+
 def _our_average(setting: Setting, results: Mapping[str, Mapping[str, float]], key: str) -> float | None:
     values = [_finite(results.get(b, {}).get(key)) for b in setting.benchmarks]
     return None if any(v is None for v in values) else sum(values) / len(values)  # type: ignore[arg-type]
@@ -129,7 +134,7 @@ def comparison_rows(
     unknown = sorted(set(chosen) - set(spec.methods))
     if unknown:
         raise KeyError(f"no published {setting} numbers for {unknown}; available: {list(spec.methods)}")
-    ours = {b: (_finite(results.get(b, {}).get("psnr")), _finite(results.get(b, {}).get("ssim"))) for b in spec.benchmarks}
+    ours = {b: _our_score(results, b) for b in spec.benchmarks}
     ours[AVERAGE] = (_our_average(spec, results, "psnr"), _our_average(spec, results, "ssim"))
     missing = [b for b in spec.benchmarks if b not in results]
     rows = []

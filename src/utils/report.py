@@ -105,14 +105,14 @@ def render_markdown(
     description: str | None = None,
 ) -> str:
     """The test table, then the comparison with the published numbers, each under the protocol caption."""
-    caption = protocol_caption(record["protocol"], description)
-    parts = ["# Test results", "", f"*{caption}*", "", markdown_table(RESULT_HEADERS, map(_result_cells,
-                                                                                         result_rows(record)))]
+    caption = f"*{protocol_caption(record['protocol'], description)}*"
+    results = markdown_table(RESULT_HEADERS, map(_result_cells, result_rows(record)))
+    parts = ["# Test results", "", caption, "", results]
     if comparison:
-        title = f"Compared with published numbers ({setting}: {load_published()[setting].description})"
-        parts += ["", f"## {title}", "", f"*{caption}*", "", "diff = ours - published; empty where the two are "
-                  "different quantities (see note).", "", markdown_table(COMPARISON_HEADERS,
-                                                                         map(_comparison_cells, comparison))]
+        title = f"## Compared with published numbers ({setting}: {load_published()[setting].description})"
+        explain = "diff = ours - published; empty where the two are different quantities (see note)."
+        table = markdown_table(COMPARISON_HEADERS, map(_comparison_cells, comparison))
+        parts += ["", title, "", caption, "", explain, "", table]
     return "\n".join(parts) + "\n"
 
 

@@ -1,11 +1,11 @@
-"""MoCE-IR's encoder-decoder (Zamir et al., CVPR 2025) without its experts: the experts are a head.
+"""MoCE-IR's encoder-decoder (Zamfir et al., CVPR 2025) without its experts: the experts are a head.
 
 The encoder, latent and refinement are Restormer blocks (with biases, FFN factor 2). Each decoder level
 upsamples, concatenates the encoder skip and fuses it back to the level's width with a 1x1 convolution (level
-0 included, unlike Restormer), then runs :class:`ExpertDecoderBlock`\\ s: after the norm, one 1x1 branch goes
-through channel self-attention (the *shared* feature), the other (the *routed* feature) is where the mixture of
-complexity experts acts; a cross attention with queries from the routed and keys/values from the shared
-feature closes the block, then the gated FFN. The refinement runs at ``dim`` channels.
+0 included, unlike Restormer), then runs its decoder blocks (:class:`ExpertDecoderBlock`): after the norm, one
+1x1 branch goes through channel self-attention (the *shared* feature), the other (the *routed* feature) is
+where the mixture of complexity experts acts; a cross attention with queries from the routed and keys/values
+from the shared feature closes the attention half, then the gated FFN. The refinement runs at ``dim`` channels.
 
 Head positions (``feature_info``):
 
@@ -98,9 +98,7 @@ class ExpertDecoderBlock(nn.Module):
         self.ffn_norm = ChannelLayerNorm(channels, with_bias=norm_with_bias)
         self.ffn = GatedDconvFFN(channels, ffn_expansion_factor, bias=bias)
 
-    def forward(
-        self, x: Tensor, image: Tensor, latent: Tensor, head: Head | None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, x: Tensor, image: Tensor, latent: Tensor, head: Head | None) -> tuple[Tensor, dict[str, Tensor]]:
         normed = self.norm(x)
         shared = self.shared(self.shared_proj(normed))
         routed = self.routed_proj(normed)

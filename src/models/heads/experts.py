@@ -1,4 +1,4 @@
-"""MoCE-IR's mixture of complexity experts (Zamir et al., CVPR 2025) as a head sized from ``feature_info``.
+"""MoCE-IR's mixture of complexity experts (Zamfir et al., CVPR 2025) as a head sized from ``feature_info``.
 
 At each head position a router picks ``top_k`` of ``num_experts`` experts per image from the feature's
 spatial mean plus a frequency embedding of the latent (a Laplacian high-pass, GELU, spatial mean, MLP), with
@@ -121,7 +121,8 @@ class FourierAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         q = self.q_dw(self.q(x))
         k, v = self.kv_dw(self.kv(x)).chunk(2, dim=1)
-        return self.proj(self.norm(patch_fourier_product(q, k, self.patch)) * v)
+        # float32 from the FFT through the norm, as officially; back to the features' dtype for the projection
+        return self.proj((self.norm(patch_fourier_product(q, k, self.patch)) * v).to(v.dtype))
 
 
 class ComplexityExpert(nn.Module):
@@ -262,7 +263,7 @@ class ExpertLayer(nn.Module):
             gate = (routing.gates * hit).sum(dim=1)[rows]
             y = expert(feature[rows], shared[rows]) * gate[:, None, None, None]
             out = out.index_add(0, rows, y.to(out.dtype))
-        return self.proj(out), routing.balance
+        return self.proj(out.to(feature.dtype)), routing.balance
 
 
 class ExpertsHead(nn.Module):
