@@ -84,11 +84,15 @@ def plan(
         raise ConfigError(f"format={fmt!r} is not one of {', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}")
     inputs = {p.resolve() for p in images}
     pairs: list[tuple[Path, Path]] = []
+    claimed: dict[Path, Path] = {}
     for path in images:
         relative = Path(path.name) if src.is_file() else path.relative_to(source)
         target = out / relative.with_suffix(suffix or relative.suffix)
         if not _within(target.parent.resolve(), out) or target.resolve() in inputs:
             raise UnsafeOutputError(f"writing {target} could overwrite an input or leave output={output}")
+        if target in claimed:
+            raise ConfigError(f"{claimed[target]} and {path} would both be written to {target}; leave format unset")
+        claimed[target] = path
         pairs.append((path, target))
     return pairs, ignored
 

@@ -205,3 +205,10 @@ def test_command_line(tmp_path, weights):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert refused.returncode == 2 and "overwrite" in refused.stderr
+
+
+def test_two_inputs_with_one_output_name_are_refused(tmp_path, weights):
+    Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.png")
+    Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.bmp")
+    with pytest.raises(ValueError, match="both be written"):
+        run(tmp_path, tmp_path, tmp_path / "out", "format=png", ckpt=weights["ckpt"])

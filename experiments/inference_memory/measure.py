@@ -60,8 +60,7 @@ def child(height: int, width: int, tile: int | None, overlap: int, threads: int)
 def measure(height: int, width: int, tile: int | None, overlap: int, threads: int) -> dict:
     args = [sys.executable, __file__, "--child", "--height", str(height), "--width", str(width),
             "--overlap", str(overlap), "--threads", str(threads)]
-    if tile is not None:
-        args += ["--tile", str(tile)]
+    args += ["--whole"] if tile is None else ["--tile", str(tile)]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"measurement {height}x{width} tile={tile} failed:\n{proc.stderr[-3000:]}")
@@ -87,9 +86,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.height, args.width, args.tile, args.overlap, args.threads)))
+        tile = None if args.whole else args.tile
+        print(json.dumps(child(args.height, args.width, tile, args.overlap, args.threads)))
         return
 
     whole = [measure(side, side, None, args.overlap, args.threads) for side in WHOLE_SIDES]

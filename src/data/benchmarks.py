@@ -4,7 +4,7 @@ The folders are located and scanned (listed and paired) before anything else, so
 download stops the run in seconds with a report. The official training mix is the default: every
 family's list repeated as the official codes do (noise x3 per sigma, rain x120, haze x1, blur x5, low
 light x20) and concatenated; ``mix: weighted`` (weights or a temperature over sizes) and AirNet-style
-batches (``mix: airnet``, one patch of each family per batch slot group) are alternatives.
+batches (``mix: airnet``: every batch holds the same number of patches of each family) are alternatives.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from src.data.check import SetReport, failed, format_report, scan
 from src.data.datamodule import RestorationDataModule
@@ -69,6 +69,13 @@ class BenchmarkDataModule(RestorationDataModule):
         if self.mix == "airnet":
             return OnePerFamilySampler([len(d) for d in self.train_sets.values()], self.samples_per_epoch, self.seed)
         return super().make_sampler()
+
+    def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
+        for ds in sets.values():  # realise fixed test noise once here, not in every loader worker
+            prepare = getattr(getattr(ds, "dataset", ds), "prepare", None)
+            if prepare is not None:
+                prepare()
+        return super()._eval_loaders(sets)
 
     def describe_mix(self) -> str:
         """Per-epoch count and share of each family, with its distinct images and repeats."""

@@ -191,9 +191,9 @@ def format_report(reports: list[SetReport], root: Path, layout: str, setting: st
     for title, items in (("problems", problems), ("counts that differ", counts), ("notes", notes)):
         if items:
             lines += [f"{title}:", *items]
-    if not problems and not counts:
-        hint = "" if level == "decode" else " (run with --level decode to decode every file)"
-        lines.append(f"all sets complete{hint}")
+    if not problems:
+        hint = "" if level == "decode" else " (--level decode also decodes every file)"
+        lines.append(f"no problems found{' apart from the counts above' if counts else ''}{hint}")
     return "\n".join(lines)
 
 

@@ -63,7 +63,9 @@ class RestorationDataModule(L.LightningDataModule):
         self.test_sets = dict(test) if test else dict(self.val_sets)
         unknown = sorted(set(weights or {}) - set(self.train_sets))
         if unknown:
-            raise ValueError(f"data.weights names families {unknown} that are not in data.train {sorted(self.train_sets)}")
+            raise ValueError(
+                f"data.weights names families {unknown} that are not in data.train {sorted(self.train_sets)}"
+            )
         self.weights = {f: float((weights or {}).get(f, 1.0)) for f in self.train_sets}
         self.mix = mix
         self.samples_per_epoch = samples_per_epoch
@@ -102,7 +104,7 @@ class RestorationDataModule(L.LightningDataModule):
         counts = sampler.family_counts(0)
         total = sum(counts)
         parts = [
-            f"{family}: {count} ({100.0 * count / total:.1f}%, {len(ds)} distinct)"
+            f"{family}: {count} ({100.0 * count / total:.1f}%, {len(ds)} samples in its list)"
             for (family, ds), count in zip(self.train_sets.items(), counts)
         ]
         return f"training mix ({self.mix}), {total} samples per epoch: " + "; ".join(parts)

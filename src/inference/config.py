@@ -25,7 +25,7 @@ class InferenceConfig:
 
     tile: int | None = None
     overlap: int = 32
-    max_pixels: int | None = 4_194_304
+    max_pixels: int | None = 1_048_576
     auto_tile: int = 512
     self_ensemble: bool = False
     tile_batch: int = 1

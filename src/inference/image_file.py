@@ -23,6 +23,8 @@ ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
 #: BT.601 luma weights: how a restored RGB image goes back to grayscale (what Pillow's ``convert("L")`` uses)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _EXIF_ORIENTATION = 0x0112
+#: modes converted to RGB on reading, whose ICC profile then no longer applies
+_OTHER_COLOUR_SPACES = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
 @dataclass
@@ -107,6 +109,8 @@ def read_user_image(path: str | Path) -> UserImage:
         with Image.open(path) as img:
             deep_colour = _is_16bit_colour(img)  # before anything loads the pixels and clears ``img.tile``
             exif, icc = img.getexif(), img.info.get("icc_profile")
+            if img.mode in _OTHER_COLOUR_SPACES:
+                icc = None  # a CMYK/Lab profile does not describe the RGB pixels we write
             pixels = _pixels(img, path, deep_colour)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err

@@ -371,17 +371,20 @@ class NoisyImages(Dataset):
         self.protocol = protocol
         self.seed = int(seed)
         self.crop_multiple = int(crop_multiple)
-        self._shapes: tuple[tuple[int, ...], ...] | None = None
+        self._states: dict | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _cropped_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Every image's shape after the centre crop, from the headers (read once)."""
-        if self._shapes is None:
+    def prepare(self) -> None:
+        """Realise the PromptIR noise stream's states now (about 2 s for CBSD68), e.g. before loader workers start.
+
+        The three sigma benchmarks of one image list share the work (cached); workers inherit the result.
+        """
+        if self.protocol == "promptir" and self._states is None:
             m = max(self.crop_multiple, 1)
-            self._shapes = tuple((h - h % m, w - w % m, 3) for h, w in (image_size(p) for p in self.paths))
-        return self._shapes
+            shapes = tuple((h - h % m, w - w % m, 3) for h, w in (image_size(p) for p in self.paths))
+            self._states = _promptir_states(shapes, self.order, self.seed)
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (noisy, clean) float32 HxWx3 arrays of image ``index``."""
@@ -393,8 +396,10 @@ class NoisyImages(Dataset):
             noisy += rs.normal(0, self.sigma / 255.0, noisy.shape)  # in place: stays float32, as in KAIR
             return _cropped(noisy, self.crop_multiple, path), _cropped(to_unit(clean), self.crop_multiple, path)
         clean = _cropped(clean, self.crop_multiple, path)
+        self.prepare()
+        assert self._states is not None
         rs = np.random.RandomState()
-        rs.set_state(_promptir_states(self._cropped_shapes(), self.order, self.seed)[(self.sigma, index)])
+        rs.set_state(self._states[(self.sigma, index)])
         noisy = add_noise_uint8(clean, rs.standard_normal(clean.shape), self.sigma)
         return to_unit(noisy), to_unit(clean)
 

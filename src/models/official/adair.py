@@ -45,7 +45,7 @@ def build(official_kwargs: Mapping, official_unused_modules: bool = True) -> Off
     heads = tuple(kwargs["heads"])
     if len(heads) != 4 or len(kwargs["num_blocks"]) != 4:
         raise ValueError(f"official AdaIR has four levels: num_blocks and heads need 4 entries, got {kwargs}")
-    net = restormer.build({k: v for k, v in kwargs.items() if k != "decoder"})
+    net = restormer.build_backbone({k: v for k, v in kwargs.items() if k != "decoder"})
     if not kwargs["decoder"]:
         return OfficialWrapper(net, None)
     if kwargs["inp_channels"] != 3:

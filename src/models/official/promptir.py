@@ -64,7 +64,7 @@ def build(official_kwargs: Mapping, official_unused_modules: bool = True) -> Off
     if len(heads) != 4 or len(kwargs["num_blocks"]) != 4:
         raise ValueError(f"official PromptIR has four levels: num_blocks and heads need 4 entries, got {kwargs}")
 
-    net = restormer.build({k: v for k, v in kwargs.items() if k != "decoder"}, latent_out_channels=4 * dim)
+    net = restormer.build_backbone({k: v for k, v in kwargs.items() if k != "decoder"}, latent_out_channels=4 * dim)
     head = PromptHead(
         net.feature_info,
         prompt_len=5,

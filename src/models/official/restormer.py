@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from torch import Tensor
 
 from src.models.backbones.restormer import Restormer
+from src.models.official.wrapper import OfficialWrapper
 
 #: official constructor argument -> ours.
 ARG_NAMES: dict[str, str] = {
@@ -67,7 +68,12 @@ _BLOCK_RENAMES: dict[str, str] = {
 }
 
 
-def build(official_kwargs: Mapping, **options) -> Restormer:
+def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
+    """:func:`build_backbone` wrapped so that ``forward(x)`` returns the image, like the official module."""
+    return OfficialWrapper(build_backbone(official_kwargs, **options))
+
+
+def build_backbone(official_kwargs: Mapping, **options) -> Restormer:
     """Our Restormer configured like ``Restormer(**official_kwargs)``; ``options`` are our extra arguments.
 
     Missing official arguments take the official defaults, which are ours too. The global residual follows
@@ -99,11 +105,15 @@ def convert_key(key: str) -> str:
 
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an official state dict to our keys; two official keys landing on one name is an error."""
+    """Rename an official state dict to the keys of :func:`build` (``net.*``).
+
+    An unrecognised key keeps its official name (so the strict load reports it as it was given); two
+    official keys landing on one name is an error.
+    """
     out: dict[str, Tensor] = {}
     source: dict[str, str] = {}
     for key, value in state_dict.items():
-        new = convert_key(key)
+        new = f"net.{convert_key(key)}" if any(p.match(key) for p, _ in _MODULE_RULES) else key
         if new in out:
             raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
         out[new], source[new] = value, key

@@ -18,7 +18,7 @@ def ref(reference):
 
 def _max_diff(model: torch.nn.Module, ref, output: str) -> float:
     with torch.no_grad():
-        pred, _ = model(ref.tensor("input"))
+        pred = model(ref.tensor("input"))
     return (pred - ref.tensor(output)).abs().max().item()
 
 
@@ -73,10 +73,10 @@ def test_unknown_official_argument_is_refused() -> None:
 
 def test_dual_pixel_build_has_no_global_residual() -> None:
     model = build({"inp_channels": 6, "dim": 8, "num_blocks": [1, 1, 1, 1], "dual_pixel_task": True})
-    assert not model.global_residual and model.skip is not None
+    assert not model.net.global_residual and model.net.skip is not None
 
 
 def test_colliding_keys_are_an_error() -> None:
     """An unrecognised key passed through must not silently overwrite a converted one."""
-    with pytest.raises(ValueError, match="both map to 'embed.weight'"):
-        convert({"patch_embed.proj.weight": torch.zeros(1), "embed.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="both map to 'net.embed.weight'"):
+        convert({"patch_embed.proj.weight": torch.zeros(1), "net.embed.weight": torch.zeros(1)})

@@ -1,0 +1,190 @@
+"""The real-data DataModules (data=3deg/5deg/derain/.../cdd11) on tiny fake downloads in both layouts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+import src.data.benchmarks as benchmarks
+import src.data.sampler as sampler_module
+from src.data.benchmarks import OnePerFamilySampler, benchmark_datamodule
+from src.data.layouts import CDD11_CATEGORIES, DataCheckError
+from src.train import train
+from tests.conftest import compose
+from tests.data.test_layouts import FIVE, THREE, write_image, write_layout
+
+LOADER = {"batch_size": 4, "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def promptir_root(tmp_path_factory) -> Path:
+    return write_layout(tmp_path_factory.mktemp("promptir"), "promptir", FIVE)
+
+
+@pytest.fixture(scope="module")
+def moceir_root(tmp_path_factory) -> Path:
+    return write_layout(tmp_path_factory.mktemp("moceir"), "moceir", FIVE)
+
+
+def _dm(root: Path, families=THREE, setting="3deg", **kw):
+    return benchmark_datamodule(setting, root, families, patch_size=32, **{**LOADER, **kw})
+
+
+def tree_digest(root: Path) -> str:
+    """Names, sizes, modification times and contents of every file under ``root``."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{st.st_size} {st.st_mtime_ns}".encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("layout", ["promptir", "moceir"])
+def test_official_concat_mix_counts_repeats(request, layout):
+    root = request.getfixturevalue(f"{layout}_root")
+    dm = _dm(root, FIVE, "5deg", test_sigmas=[25])
+    noise = 2 if layout == "promptir" else 4  # moceir: BSD400 + WaterlooED
+    hazy = 2 * (2 if layout == "promptir" else 4)
+    expected = {"noise": noise * 3 * 3, "rain": 2 * 120, "haze": hazy, "blur": 2 * 5, "lowlight": 2 * 20}
+    assert {f: len(d) for f, d in dm.train_sets.items()} == expected
+    assert dm.make_sampler().family_counts(0) == list(expected.values())
+    assert dm.test_benchmarks == ["cbsd68_s25", "rain100l", "sots_outdoor", "gopro", "lol"]
+    text = dm.describe_mix()
+    total = sum(expected.values())
+    assert f"training mix (concat), {total} samples per epoch" in text
+    assert f"rain: 240 ({100 * 240 / total:.1f}%; 2 pairs x120)" in text
+    assert f"noise: {noise * 9} " in text and f"{noise} images x 3 sigmas (15, 25, 50) x3" in text
+
+
+def test_3deg_benchmarks_and_samples_follow_the_contract(promptir_root):
+    dm = _dm(promptir_root)
+    assert dm.families == THREE
+    assert dm.test_benchmarks == ["cbsd68_s15", "cbsd68_s25", "cbsd68_s50", "rain100l", "sots_outdoor"]
+    for name, ds in dm.test_sets.items():
+        sample = ds[0]
+        assert sample["benchmark"] == name and sample["lq"].shape == sample["gt"].shape == (3, 32, 48)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["lq"].shape == (4, 3, 32, 32) and set(batch["family"]) <= set(THREE)
+    again = next(iter(_dm(promptir_root).train_dataloader()))
+    assert torch.equal(batch["lq"], again["lq"])
+
+
+def test_single_family_and_repeat_overrides(promptir_root):
+    dm = _dm(promptir_root, ["rain"], "derain", repeats={"rain": 7})
+    assert list(dm.train_sets) == ["rain"] and len(dm.train_sets["rain"]) == 14
+    assert dm.test_benchmarks == ["rain100l"]
+
+
+def test_weighted_mix_with_weights_or_temperature(promptir_root):
+    sizes = {"noise": 18, "rain": 240, "haze": 4}
+    dm = _dm(promptir_root, mix="weighted", weights={"rain": 3.0}, samples_per_epoch=1000)
+    assert dm.weights == {"noise": 1.0, "rain": 3.0, "haze": 1.0}
+    proportional = _dm(promptir_root, mix="weighted", temperature=1.0)
+    assert proportional.weights == pytest.approx({f: float(n) for f, n in sizes.items()})
+    flat = _dm(promptir_root, mix="weighted", temperature=1e6, samples_per_epoch=3000)
+    counts = flat.make_sampler().family_counts(0)
+    assert all(abs(c - 1000) < 120 for c in counts)
+    with pytest.raises(ValueError, match="not both"):
+        _dm(promptir_root, mix="weighted", weights={"rain": 2}, temperature=2)
+    with pytest.raises(ValueError, match="data.mix=weighted"):
+        _dm(promptir_root, temperature=2)
+
+
+def test_airnet_batches_hold_one_patch_of_each_family(promptir_root):
+    dm = _dm(promptir_root, mix="airnet", batch_size=3, samples_per_epoch=30)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 10
+    assert all(sorted(b["family"]) == sorted(THREE) for b in batches)
+    assert "training mix (airnet), 30 samples per epoch" in dm.describe_mix()
+    with pytest.raises(ValueError, match="multiple of the 3 families"):
+        _dm(promptir_root, mix="airnet", batch_size=4)
+
+
+def test_airnet_order_survives_rank_sharding(monkeypatch):
+    sizes = [5, 40, 9]
+    families = [range(0, 5), range(5, 45), range(45, 54)]
+    monkeypatch.setattr(benchmarks, "_rank_world", lambda: (0, 2))
+    sampler = OnePerFamilySampler(sizes, num_samples=60, seed=1)
+    for rank in range(2):
+        monkeypatch.setattr(sampler_module, "_rank_world", lambda r=rank: (r, 2))
+        mine = [i for _, i in sampler]
+        assert len(mine) == 30
+        for k in range(0, 30, 3):
+            assert sorted(next(f for f, r in enumerate(families) if i in r) for i in mine[k : k + 3]) == [0, 1, 2]
+    assert Counter(i for i in sampler.epoch_indices(0).tolist() if i < 5).most_common(1)[0][1] <= 4
+
+
+def test_validation_subset_and_test_split_only(promptir_root):
+    dm = _dm(promptir_root, val_images=1)
+    assert all(len(ds) == 1 for ds in dm.val_sets.values())
+    assert all(len(ds) == 2 for ds in dm.test_sets.values())
+    test_only = _dm(promptir_root, splits=["test"])
+    assert test_only.families == [] and test_only.test_benchmarks == dm.test_benchmarks
+
+
+def test_cdd11_categories_are_families_and_benchmarks(tmp_path):
+    root = write_layout(tmp_path, "cdd11", list(CDD11_CATEGORIES))
+    dm = benchmark_datamodule("cdd11", root, list(CDD11_CATEGORIES), patch_size=32, train_crop_multiple=1, **LOADER)
+    assert dm.families == list(CDD11_CATEGORIES)
+    assert dm.test_benchmarks == [f"cdd11_{c}" for c in CDD11_CATEGORIES]
+    assert dm.test_sets["cdd11_low_haze_rain"][1]["family"] == "low_haze_rain"
+
+
+def test_broken_data_stops_before_training_with_the_report(tmp_path):
+    root = write_layout(tmp_path, "promptir", THREE)
+    (root / "Train/Derain/gt/norain-1.png").unlink()
+    with pytest.raises(DataCheckError) as err:
+        _dm(root)
+    message = str(err.value)
+    assert "Train/Derain/rainy/rain-1.png" in message and "python -m src.data.check" in message
+    from src.utils.instantiate import build
+
+    cfg = compose("train", ["data=3deg", f"data.root={root}", "data.patch_size=32"], tmp_path / "run")
+    with pytest.raises(DataCheckError):  # passes through build() untouched: src.train prints it and exits 2
+        build(cfg.data, "data")
+    write_image(root / "Train/Derain/gt/norain-1.png")
+    with pytest.raises(DataCheckError, match="a correct download holds 200"):
+        _dm(root, strict_counts=True)
+    write_image(root / "Train/Derain/gt/norain-1.png", (40, 64))
+    _dm(root)  # the cheap start-up check does not open files
+    with pytest.raises(DataCheckError, match="differ in size"):
+        _dm(root, check="sizes")
+
+
+def test_train_one_short_epoch_on_3deg_leaves_the_data_untouched(promptir_root, tmp_path):
+    before = tree_digest(promptir_root)
+    cfg = compose("train", [
+        "model=restormer_tiny", "model.backbone.dim=8", "trainer=cpu", "logger=none", "callbacks.progress_bar=null",
+        "callbacks.model_summary=null", "trainer.max_epochs=1", "data=3deg", f"data.root={promptir_root}",
+        "data.patch_size=32", "data.batch_size=2", "data.num_workers=0", "data.mix=weighted",
+        "data.samples_per_epoch=4", "data.val_images=1",
+    ], tmp_path)
+    out = train(cfg)
+    record = out["record"]
+    assert sorted(record["benchmarks"]) == ["cbsd68_s15", "cbsd68_s25", "cbsd68_s50", "rain100l", "sots_outdoor"]
+    assert tree_digest(promptir_root) == before
+
+
+def test_test_noise_is_realised_before_loader_workers_start(promptir_root):
+    dm = _dm(promptir_root)
+    assert dm.test_sets["cbsd68_s25"]._states is None
+    dm.test_dataloader()
+    assert all(dm.test_sets[f"cbsd68_s{s}"]._states is not None for s in (15, 25, 50))
+
+
+def test_folder_setting_degrades_your_own_clean_images(tmp_path):
+    from src.utils.instantiate import build
+
+    for i in range(3):
+        write_image(tmp_path / "photos" / "sub" / f"{i}.png", (64, 64))
+    cfg = compose("train", ["data=folder", f"data.root={tmp_path / 'photos'}", "data.families=[noise,jpeg]",
+                            "data.patch_size=32", "data.test_source.max_side=64"], tmp_path)
+    dm = build(cfg.data, "data")
+    assert dm.families == ["noise", "jpeg"] and dm.test_benchmarks == ["folder_noise", "folder_jpeg"]
+    assert dm.train_sets["jpeg"][(0, 1)]["lq"].shape == (3, 32, 32)
