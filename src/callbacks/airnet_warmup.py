@@ -68,8 +68,8 @@ class AirNetWarmup(L.Callback):
         net = getattr(pl_module, "net", None)
         if not hasattr(net, "encoder_only"):
             raise TypeError(
-                f"the AirNet warm-up callback needs an AirNet backbone (with `encoder_only`), got {type(net).__name__}; "
-                "drop callbacks=airnet or use model=airnet"
+                "the AirNet warm-up callback needs an AirNet backbone (with `encoder_only`), got "
+                f"{type(net).__name__}; drop callbacks=airnet or use model=airnet"
             )
         return net
 

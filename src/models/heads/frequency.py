@@ -74,10 +74,10 @@ class ChannelGate(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        if channels < reduction:
-            raise ValueError(f"ChannelGate needs at least {reduction} channels, got {channels}")
-        self.down = nn.Conv2d(channels, channels // reduction, 1, bias=False)
-        self.up = nn.Conv2d(channels // reduction, channels, 1, bias=False)
+        # the official width channels // reduction, kept at least 1 so narrow (tiny) backbones fit too
+        hidden = max(1, channels // reduction)
+        self.down = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.up = nn.Conv2d(hidden, channels, 1, bias=False)
 
     def mlp(self, x: Tensor) -> Tensor:
         return self.up(F.relu(self.down(x)))
@@ -140,14 +140,12 @@ class FrequencyBlock(nn.Module):
         super().__init__()
         if mask_divisor < 2:
             raise ValueError(f"mask_divisor must be >= 2 (the box must fit the spectrum), got {mask_divisor}")
-        if channels < 16:
-            raise ValueError(f"FrequencyBlock needs at least 16 channels (its gates divide by 16), got {channels}")
         self.mask_divisor = mask_divisor
         self.image_proj = nn.Conv2d(image_channels, channels, 3, padding=1, bias=False)
         self.cutoff = nn.Sequential(
-            nn.Conv2d(channels, channels // 8, 1, bias=False),
+            nn.Conv2d(channels, max(1, channels // 8), 1, bias=False),
             nn.GELU(),
-            nn.Conv2d(channels // 8, 2, 1, bias=False),
+            nn.Conv2d(max(1, channels // 8), 2, 1, bias=False),
         ).requires_grad_(False)
         self.high_attn = CrossChannelAttention(channels, num_heads, bias)
         self.low_attn = CrossChannelAttention(channels, num_heads, bias)

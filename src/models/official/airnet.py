@@ -33,10 +33,16 @@ def _rule(pattern: str, replace: Callable[[re.Match[str]], str] | str) -> _Rule:
     return re.compile(pattern), replace if callable(replace) else (lambda m, r=replace: m.expand(r))
 
 
-_INNER = r"(weight|bias|running_mean|running_var|num_batches_tracked)$"
 _BLOCK = r"^R\.body\.(\d+)\.body\.(\d+)\."
-_ENCODER = r"^E\.E\.encoder_([qk])\."
 _SIDE = {"q": "query", "k": "key"}
+
+
+def _encoder_block(m: re.Match[str]) -> str:
+    """``E.E.encoder_q.E.1.backbone.4.weight`` -> ``encoder.query.down.1.residual.4.weight``."""
+    part = "stem" if m[2] == "E_pre" else f"down.{m[2][-1]}"
+    branch = "residual" if m[3] == "backbone" else "shortcut"
+    return f"encoder.{_SIDE[m[1]]}.{part}.{branch}.{m[4]}.{m[5]}"
+
 
 _RULES: list[_Rule] = [
     _rule(r"^R\.head\.0\.(weight|bias)$", r"restorer.head.\1"),
@@ -51,13 +57,9 @@ _RULES: list[_Rule] = [
     _rule(r"^R\.body\.(\d+)\.body\.(\d+)\.(weight|bias)$", r"restorer.groups.\1.conv.\3"),
     _rule(r"^R\.body\.(\d+)\.(weight|bias)$", r"restorer.conv.\2"),
     _rule(r"^E\.E\.(queue|queue_ptr)$", r"encoder.\1"),
-    _rule(_ENCODER + r"E_pre\.backbone\.(\d)\." + _INNER, lambda m: f"encoder.{_SIDE[m[1]]}.stem.residual.{m[2]}.{m[3]}"),
-    _rule(_ENCODER + r"E_pre\.shortcut\.(\d)\." + _INNER, lambda m: f"encoder.{_SIDE[m[1]]}.stem.shortcut.{m[2]}.{m[3]}"),
-    _rule(_ENCODER + r"E\.(\d)\.backbone\.(\d)\." + _INNER,
-          lambda m: f"encoder.{_SIDE[m[1]]}.down.{m[2]}.residual.{m[3]}.{m[4]}"),
-    _rule(_ENCODER + r"E\.(\d)\.shortcut\.(\d)\." + _INNER,
-          lambda m: f"encoder.{_SIDE[m[1]]}.down.{m[2]}.shortcut.{m[3]}.{m[4]}"),
-    _rule(_ENCODER + r"mlp\.([02])\.(weight|bias)$", lambda m: f"encoder.{_SIDE[m[1]]}.mlp.{m[2]}.{m[3]}"),
+    _rule(r"^E\.E\.encoder_([qk])\.(E_pre|E\.[01])\.(backbone|shortcut)\.(\d)\."
+          r"(weight|bias|running_mean|running_var|num_batches_tracked)$", _encoder_block),
+    _rule(r"^E\.E\.encoder_([qk])\.mlp\.([02])\.(weight|bias)$", lambda m: f"encoder.{_SIDE[m[1]]}.mlp.{m[2]}.{m[3]}"),
 ]
 
 
