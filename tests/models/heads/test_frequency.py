@@ -138,11 +138,17 @@ def test_sizes_follow_feature_info(tiny) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [(dict(channels=8), "at least 16 channels"), (dict(mask_divisor=1), "mask_divisor"), (dict(num_heads=3), "heads")],
+    [(dict(mask_divisor=1), "mask_divisor"), (dict(num_heads=3), "heads")],
 )
 def test_bad_configurations_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FrequencyBlock(**{"channels": 32, **kwargs})
+
+
+def test_narrow_features_keep_a_one_channel_bottleneck() -> None:
+    """Under 16 (8) channels the official widths channels // 16 (// 8) would be 0; ours stay 1."""
+    block = FrequencyBlock(channels=8)
+    assert block.refine.channel_gate.down.out_channels == 1 and block.cutoff[0].out_channels == 1
 
 
 def test_unknown_position_is_an_error(tiny) -> None:
