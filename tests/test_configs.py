@@ -22,7 +22,7 @@ def options(group: str) -> list[str]:
 
 
 #: data settings that read published datasets from data.root (absent here)
-REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder"}
+REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder", "kair_denoise"}
 
 
 @pytest.mark.parametrize("name", options("model"))

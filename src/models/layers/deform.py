@@ -38,5 +38,11 @@ class GuidedDeformConv(nn.Module):
 
     def forward(self, x: Tensor, guide: Tensor) -> Tensor:
         o1, o2, m = self.offset_mask(torch.cat([x, guide], dim=1)).chunk(3, dim=1)
-        offset = torch.cat([o1, o2], dim=1)
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=self.padding, mask=torch.sigmoid(m))
+        offset, mask = torch.cat([o1, o2], dim=1), torch.sigmoid(m)
+        # torchvision's CPU kernel has no half-precision version: under autocast, sample in float32
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            out = deform_conv2d(x.to(dtype), offset.to(dtype), self.weight.to(dtype), bias, padding=self.padding,
+                                mask=mask.to(dtype))
+        return out.to(x.dtype)

@@ -187,6 +187,20 @@ def test_deform_conv_with_zero_offsets_is_half_a_plain_convolution() -> None:
     torch.testing.assert_close(conv(x, guide), 0.5 * F.conv2d(x, conv.weight, padding=1))
 
 
+def test_runs_under_bf16_autocast() -> None:
+    """torchvision's CPU deformable kernel has no bf16 version: the layer samples in float32."""
+    torch.manual_seed(0)
+    model = randomise_offsets(AirNet(**TINY))
+    lq = torch.rand(2, 3, 16, 12)
+    for train in (True, False):
+        model.train(train)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            pred, aux = model(lq)
+        assert pred.shape == lq.shape and torch.isfinite(pred.float()).all()
+        if train:
+            (pred.float().mean() + aux["contrastive"]).backward()
+
+
 def test_feature_info_matches_what_the_head_sees(tiny: AirNet) -> None:
     assert [(f.name, f.channels, f.reduction) for f in tiny.feature_info] == [("group0", 8, 1), ("group1", 8, 1)]
     head = RecordingHead()
