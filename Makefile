@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_SILENT := true
 
-.PHONY: help install train eval test test-slow test-all lint format bench sweep clean
+.PHONY: help install train eval test test-slow test-all lint format sweep clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
