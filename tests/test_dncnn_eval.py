@@ -49,3 +49,19 @@ def test_eval_command_gives_the_check_script_psnr(shared_dir: Path, tmp_path: Pa
         noisy_psnr.append(check.psnr_uint8(check.to_uint8(noisy), clean))
     assert row["psnr"] == pytest.approx(np.mean(restored), abs=1e-9)
     assert row["input_psnr"] == pytest.approx(np.mean(noisy_psnr), abs=1e-9)
+
+
+@pytest.mark.slow
+def test_whole_bsd68_gives_the_dncnn_paper_figure(shared_dir: Path, tmp_path: Path) -> None:
+    """All 68 images: 29.23 dB, Table 2 of the DnCNN paper for sigma 25 (the released KAIR weights)."""
+    data = shared_dir / "data"
+    weights, root = data / "weights" / "dncnn_25.pth", data / "test" / "denoise" / "BSD68_gray"
+    if not weights.is_file() or not root.is_dir():
+        pytest.skip(f"{weights} or {root} absent")
+    cfg = compose("eval", [
+        "model=dncnn", f"model.pretrained={weights}", "model.backbone.batch_norm=false", "data=kair_denoise",
+        f"data.root={root}", "metrics=y_channel", "trainer=cpu", "logger=none",
+    ], tmp_path)
+    record = evaluate(cfg)
+    assert len(list(root.glob("*.png"))) == 68
+    assert round(record["benchmarks"]["bsd68_gray_s25"]["psnr"], 2) == 29.23
