@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.layouts import DataNotFoundError
 from src.utils.instantiate import ConfigError, build, build_loggers, build_model
+from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     if trainer.is_global_zero:
         path = write_json(record, Path(cfg.paths.output_dir) / "metrics.json")
         print_table(record, title="evaluation")
+        write_reports(record, cfg.paths.output_dir, loggers=loggers, description=model.protocol.description)
         log.info("test table written to %s", path)
     return record
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.layouts import DataNotFoundError
 from src.utils.instantiate import ConfigError, build, build_callbacks, build_loggers, build_model, run_config
+from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             path = write_json(record, output_dir / "metrics.json")
             print_table(record)
+            write_reports(record, output_dir, loggers=loggers, description=model.protocol.description)
             log.info("test table written to %s", path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return {"metrics": metrics, "record": record, "trainer": trainer, "model": model}

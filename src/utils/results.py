@@ -61,7 +61,9 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def render_table(record: dict[str, Any], title: str = "test results") -> Table:
-    table = Table(title=f"{title} (metric protocol: {record['protocol']})")
+    from src.utils.report import protocol_caption
+
+    table = Table(title=f"{title}\n{protocol_caption(record['protocol'])}")
     table.add_column("benchmark")
     for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
         table.add_column(col, justify="right")
