@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the project with its dev tools
 
-train: $(STAMP)  ## install, then run the main job (the quickstart experiment, CPU, ~5 min)
+train: $(STAMP)  ## install, then run the main job (the quickstart experiment, CPU, ~12 min on 2 cores)
 	$(PY) -m src.train experiment=quickstart
 
 eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=logs/.../checkpoints/best*.ckpt

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,17 +53,15 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path):
 
     killed = tmp_path / "killed"
     last = killed / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(_cmd(*RESUMABLE, f"hydra.run.dir={killed}"), cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert last.exists(), "the run never wrote last.ckpt"
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    steps_at_kill = state["global_step"]
-    assert steps_at_kill % 6 != 0, f"killed at step {steps_at_kill}, not mid-epoch"
+    # killed with SIGKILL right after step 9 (mid-epoch 1); the newest last.ckpt is from step 8
+    proc = subprocess.run(
+        _cmd(*RESUMABLE, f"hydra.run.dir={killed}", "+callbacks.kill._target_=tests.kill_callback.KillAtStep",
+             "+callbacks.kill.step=9"),
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    steps_at_kill = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert steps_at_kill == 8, f"last.ckpt is from step {steps_at_kill}"
 
     resumed = tmp_path / "resumed"
     _run(*RESUMABLE, f"hydra.run.dir={resumed}", f"ckpt_path={last}")
