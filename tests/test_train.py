@@ -127,7 +127,9 @@ def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
     assert elapsed < 60
 
 
-@pytest.mark.parametrize("model", ["promptir_tiny", "adair_tiny", "nafnet_tiny", "moce_ir_tiny", "swinir_tiny", "dncnn_color"])
+@pytest.mark.parametrize(
+    "model", ["promptir_tiny", "adair_tiny", "nafnet_tiny", "moce_ir_tiny", "swinir_tiny", "dncnn_color"]
+)
 def test_other_tiny_models_train_in_the_suite(tiny_cfg, model):
     out = train(tiny_cfg(f"model={model}", "test=false", "model/scheduler=none"))
     assert math.isfinite(out["metrics"]["train/loss"])
