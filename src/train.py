@@ -59,7 +59,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best = _best_checkpoint(trainer)
         if best is None:
             log.warning("no best checkpoint was saved; testing the final weights")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+        else:
+            # the checkpoint's state_dict, as src.eval reads it: with EMA these are the averaged weights
+            # (Lightning's ckpt_path= route would let the EMA callback swap the raw weights back in)
+            model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        trainer.test(model, datamodule=datamodule, verbose=False)
         record = to_record(model.test_results, cfg.metrics.name, checkpoint=best, data=cfg.data.get("name", ""))
         if trainer.is_global_zero:
             path = write_json(record, output_dir / "metrics.json")

@@ -57,6 +57,18 @@ def test_train_writes_metrics_json_and_eval_reproduces_it(tiny_cfg, tmp_path):
     assert json.loads((eval_dir / "metrics.json").read_text())["protocol"] == "promptir"
 
 
+def test_ema_run_tests_the_averaged_weights_that_eval_reads(tiny_cfg, tmp_path):
+    train(tiny_cfg("callbacks=ema", "callbacks.progress_bar=null", "callbacks.model_summary=null",
+                   "callbacks.ema.decay=0.5", "model/scheduler=none", "trainer.max_epochs=2"))
+    record = read_json(tmp_path / "metrics.json")
+    from tests.conftest import compose
+
+    eval_cfg = compose("eval", ["trainer=cpu", "logger=none", f"ckpt_path={record['checkpoint']}"], tmp_path / "ev")
+    again = evaluate(eval_cfg)
+    for name, row in record["benchmarks"].items():
+        assert again["benchmarks"][name]["psnr"] == pytest.approx(row["psnr"], abs=1e-6), name
+
+
 def test_eval_data_override_is_respected(tiny_cfg, tmp_path):
     train(tiny_cfg())
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
