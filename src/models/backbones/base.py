@@ -33,8 +33,9 @@ class Head(Protocol):
     """A degradation-aware part (prompts, experts, frequency modulation) built from ``feature_info``.
 
     Called at each position as ``head(name, feature, image)`` with the position's name, the feature
-    map there and the (padded) degraded input image; returns the new feature (same shape) and a dict
-    of auxiliary losses (empty when none).
+    map there and the (padded) degraded input image; returns the new feature and a dict of auxiliary
+    losses (empty when none). The feature keeps its spatial size and, unless the backbone was built for
+    another width there (PromptIR's latent: ``latent_out_channels``), its channels.
     """
 
     def __call__(self, name: str, feature: Tensor, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]: ...

@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
 from src.models.backbones.base import FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
 from src.models.backbones.restormer import EncoderLevel
+from src.models.layers.cross_attention import CrossChannelAttention
 from src.models.layers.norm import ChannelLayerNorm
 from src.models.layers.sampling import Upsample
 from src.models.layers.transformer import ChannelAttention, GatedDconvFFN, TransformerBlock
@@ -47,37 +46,6 @@ def call_head(
     return head(name, feature, image, **{k: v for k, v in context.items() if k in wanted})
 
 
-class CrossAttention(nn.Module):
-    """Channel (transposed) attention with queries from ``query`` and keys/values from ``context``.
-
-    Official ``CrossAttention`` of MoCE-IR: 1x1 then depth-wise convolutions (3x3 for q, 7x7 for k and v),
-    q and k L2-normalised over the pixels, a learned per-head temperature, softmax over channels. The
-    normalisation makes the output blind to a per-image scale of ``query``.
-    """
-
-    def __init__(self, channels: int, heads: int, bias: bool = False) -> None:
-        super().__init__()
-        if channels % heads:
-            raise ValueError(f"CrossAttention: {channels} channels do not split into {heads} heads")
-        self.heads = heads
-        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.q = nn.Conv2d(channels, channels, 1, bias=bias)
-        self.q_dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=bias)
-        self.kv = nn.Conv2d(channels, channels * 2, 1, bias=bias)
-        self.kv_dw = nn.Conv2d(channels * 2, channels * 2, 7, padding=3, groups=channels * 2, bias=bias)
-        self.proj = nn.Conv2d(channels, channels, 1, bias=bias)
-
-    def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        height = query.shape[-2]
-        split = "b (n c) h w -> b n c (h w)"
-        q = rearrange(self.q_dw(self.q(query)), split, n=self.heads)
-        k, v = (rearrange(t, split, n=self.heads) for t in self.kv_dw(self.kv(context)).chunk(2, dim=1))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1)) * self.temperature
-        out = attn.softmax(dim=-1) @ v
-        return self.proj(rearrange(out, "b n c (h w) -> b (n c) h w", h=height))
-
-
 class ExpertDecoderBlock(nn.Module):
     """MoCE-IR's decoder block around a head slot: ``x + cross(head(routed), shared)``, then ``+ ffn(norm(x))``.
 
@@ -94,7 +62,7 @@ class ExpertDecoderBlock(nn.Module):
         self.shared_proj = nn.Conv2d(channels, channels, 1)
         self.routed_proj = nn.Conv2d(channels, channels, 1)
         self.shared = ChannelAttention(channels, heads, bias=bias)
-        self.cross = CrossAttention(channels, heads, bias=bias)
+        self.cross = CrossChannelAttention(channels, heads, bias=bias, kv_kernel=7)
         self.ffn_norm = ChannelLayerNorm(channels, with_bias=norm_with_bias)
         self.ffn = GatedDconvFFN(channels, ffn_expansion_factor, bias=bias)
 
