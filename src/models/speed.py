@@ -1,0 +1,120 @@
+"""How the network runs, kept apart from what it computes: compile, memory format, precision, fused optimiser.
+
+Every switch accepts ``"auto"`` (the fastest choice we consider safe on the device), ``True`` or ``False``.
+``SpeedSettings.baseline()`` is the way the official all-in-one codes run: fp32, eager, contiguous tensors,
+plain AdamW. The benchmark (``make bench``) measures both and reports the ratio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+AUTO = "auto"
+#: Lightning precision strings we resolve ``"auto"`` to
+FP32, BF16_MIXED = "32-true", "bf16-mixed"
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """Resolved speed switches (no ``"auto"`` left)."""
+
+    compile: bool = False
+    #: ``torch.compile`` mode (``None``: the default, ``"max-autotune"`` ...)
+    compile_mode: str | None = None
+    channels_last: bool = False
+    #: Lightning precision string: ``"32-true"`` or ``"bf16-mixed"``
+    precision: str = FP32
+    fused_adamw: bool = False
+
+    @classmethod
+    def baseline(cls) -> SpeedSettings:
+        """The official codes' way: fp32, eager, contiguous, plain AdamW."""
+        return cls()
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision.startswith("bf16") else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _device_type(device: torch.device | str) -> str:
+    return torch.device(device).type
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """bf16 autocast is worth it on CUDA GPUs with native bf16 (Ampere and later)."""
+    return _device_type(device) == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _switch(value: Any, key: str, auto: bool) -> bool:
+    if value is None or value == AUTO:
+        return auto
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"speed.{key} must be 'auto', true or false, got {value!r}")
+
+
+def resolve_precision(value: Any, device: torch.device | str) -> str:
+    """``"auto"`` becomes bf16-mixed on GPUs that support it and 32-true elsewhere; other values pass through."""
+    if value is None or value == AUTO:
+        return BF16_MIXED if bf16_supported(device) else FP32
+    return str(value)
+
+
+def resolve(
+    device: torch.device | str,
+    compile: Any = AUTO,
+    channels_last: Any = AUTO,
+    precision: Any = AUTO,
+    fused_adamw: Any = AUTO,
+    compile_mode: str | None = None,
+) -> SpeedSettings:
+    """Turn ``"auto"`` into the fastest safe choice for ``device``.
+
+    On CUDA: compile, channels-last, bf16 where supported and fused AdamW. On CPU everything stays as the
+    baseline: compiling costs minutes of start-up on a few cores and channels-last slows the LayerNorm-heavy
+    transformers there (``make bench`` measures both, see experiments/speed/README.md).
+    """
+    cuda = _device_type(device) == "cuda"
+    return SpeedSettings(
+        compile=_switch(compile, "compile", cuda),
+        compile_mode=compile_mode,
+        channels_last=_switch(channels_last, "channels_last", cuda),
+        precision=resolve_precision(precision, device),
+        fused_adamw=_switch(fused_adamw, "fused_adamw", cuda),
+    )
+
+
+def prepare_network(net: nn.Module, settings: SpeedSettings) -> nn.Module:
+    """Apply memory format and compilation in place (``nn.Module.compile`` keeps the state-dict keys)."""
+    if settings.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if settings.compile:
+        net.compile(mode=settings.compile_mode)
+    return net
+
+
+def prepare_input(x: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:
+    """Images in the network's memory format (a no-op for the baseline)."""
+    if settings.channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@contextlib.contextmanager
+def autocast(settings: SpeedSettings, device: torch.device | str) -> Iterator[None]:
+    """bf16 autocast when the settings ask for it; nothing otherwise."""
+    dtype = settings.autocast_dtype
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=_device_type(device), dtype=dtype):
+        yield
