@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import ConfigError, build, build_loggers, build_model
+from src.utils.instantiate import ConfigError, build, build_loggers, build_model, resolve_trainer_precision
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 
@@ -69,14 +69,16 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     if state is not None:
         model.load_state_dict(state, strict=True)
     loggers = build_loggers(cfg.get("logger"))
+    resolve_trainer_precision(cfg)  # "auto" never reaches Lightning
     trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
     trainer.test(model, datamodule=datamodule, verbose=False)
-    record = to_record(model.test_results, cfg.metrics.name, checkpoint=cfg.get("ckpt_path"),
-                       pretrained=cfg.model.get("pretrained"), data=cfg.data.get("name", ""))
+    record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips,
+                       checkpoint=cfg.get("ckpt_path"), pretrained=cfg.model.get("pretrained"),
+                       data=cfg.data.get("name", ""))
     if trainer.is_global_zero:
         path = write_json(record, Path(cfg.paths.output_dir) / "metrics.json")
-        print_table(record, title="evaluation")
-        write_reports(record, cfg.paths.output_dir, loggers=loggers, description=model.protocol.description)
+        print_table(record, title="evaluation", description=model.protocol.summary)
+        write_reports(record, cfg.paths.output_dir, loggers=loggers, description=model.protocol.summary)
         log.info("test table written to %s", path)
     return record
 

@@ -17,7 +17,15 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import ConfigError, build, build_callbacks, build_loggers, build_model, run_config
+from src.utils.instantiate import (
+    ConfigError,
+    build,
+    build_callbacks,
+    build_loggers,
+    build_model,
+    resolve_trainer_precision,
+    run_config,
+)
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 
@@ -44,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = build_loggers(cfg.get("logger"))
     if not loggers:  # Lightning refuses a learning-rate monitor without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    log.info("trainer.precision: %s", resolve_trainer_precision(cfg))  # "auto" never reaches Lightning
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
     for lg in loggers:
@@ -64,11 +73,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # (Lightning's ckpt_path= route would let the EMA callback swap the raw weights back in)
             model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
         trainer.test(model, datamodule=datamodule, verbose=False)
-        record = to_record(model.test_results, cfg.metrics.name, checkpoint=best, data=cfg.data.get("name", ""))
+        record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips, checkpoint=best,
+                           data=cfg.data.get("name", ""))
         if trainer.is_global_zero:
             path = write_json(record, output_dir / "metrics.json")
-            print_table(record)
-            write_reports(record, output_dir, loggers=loggers, description=model.protocol.description)
+            print_table(record, description=model.protocol.summary)
+            write_reports(record, output_dir, loggers=loggers, description=model.protocol.summary)
             log.info("test table written to %s", path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return {"metrics": metrics, "record": record, "trainer": trainer, "model": model}

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import build, build_callbacks, build_loggers, build_model
+from src.utils.instantiate import build, build_callbacks, build_loggers, build_model, resolve_trainer_precision
 from tests.conftest import CONF_DIR, compose
 
 
@@ -73,13 +73,14 @@ def test_every_trainer_composes_and_cpu_ones_build(name, tmp_path):
     cfg = compose("train", [f"trainer={name}"], tmp_path)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip(f"trainer={name} needs a GPU")
+    resolve_trainer_precision(cfg)  # as src.train does: Lightning refuses precision "auto"
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 
 @pytest.mark.parametrize(
     "group", ["experiment", "debug", "hparams_search", "model/head", "model/loss", "model/optimizer",
-              "model/scheduler", "model/backbone", "paths", "hydra/launcher"]
+              "model/scheduler", "model/backbone", "paths", "hydra/launcher", "speed"]
 )
 def test_every_option_of_the_other_groups_composes(group, tmp_path):
     names = options(group)

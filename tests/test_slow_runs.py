@@ -95,3 +95,29 @@ def test_optuna_search_with_two_trials(tmp_path):
          "test=false", f"hydra.sweep.dir={sweep}")
     assert (sweep / "optimization_results.yaml").is_file()
     assert "best_value" in (sweep / "optimization_results.yaml").read_text()
+
+
+def test_moce_ir_under_ddp_without_unused_parameter_search_matches_the_official_search(tmp_path):
+    """trainer=ddp_sim (find_unused_parameters=false) trains MoCE-IR to the same weights and AdamW state as
+    DDP's unused-parameter search without our anchor (the official setting), with gradient accumulation."""
+    moce = [o for o in TINY_RUN if not o.startswith("model")] + [
+        "model=moce_ir_tiny", "trainer=ddp_sim", "trainer.deterministic=true", "+trainer.accumulate_grad_batches=2",
+        "data.batch_size=1", "data.samples_per_epoch=16", "test=false",
+    ]
+
+    def run(name: str, *extra: str) -> dict:
+        cmd = [sys.executable, "-m", "src.train", *moce, *extra, f"hydra.run.dir={tmp_path / name}"]
+        proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert "Starting with 2 processes" in proc.stdout + proc.stderr
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+    ours = run("ours")
+    official = run("official", "trainer.strategy.find_unused_parameters=true",
+                   "+callbacks.official._target_=tests.official_unused_callback.OfficialUnusedParameters")
+    assert ours["global_step"] == official["global_step"] == 4
+    assert ours["state_dict"].keys() == official["state_dict"].keys()
+    assert all(torch.equal(v, official["state_dict"][k]) for k, v in ours["state_dict"].items())
+    a, b = ours["optimizer_states"][0]["state"], official["optimizer_states"][0]["state"]
+    assert a.keys() == b.keys() and len(a) < len(ours["optimizer_states"][0]["param_groups"][0]["params"])
+    assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ("exp_avg", "exp_avg_sq"))

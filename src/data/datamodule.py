@@ -19,6 +19,15 @@ from src.data.sampler import MixSampler
 log = logging.getLogger(__name__)
 
 
+AUTO = "auto"
+
+
+def _flag(value: bool | str, key: str) -> bool | str:
+    if value == AUTO or isinstance(value, bool):
+        return value
+    raise ValueError(f"data.{key} must be 'auto', true or false, got {value!r}")
+
+
 class _KeyedConcat(ConcatDataset):
     """``ConcatDataset`` that forwards ``(epoch, index)`` keys to the right family dataset."""
 
@@ -39,6 +48,9 @@ class RestorationDataModule(L.LightningDataModule):
         weights: family name -> sampling weight for ``mix="weighted"`` (independent of dataset sizes).
         mix: ``"weighted"`` or ``"concat"`` (the official recipe: every repeated sample once an epoch).
         samples_per_epoch: epoch length for weighted mixing.
+        pin_memory: page-locked batches for faster host-to-GPU copies; ``"auto"``: when the Trainer runs on CUDA.
+        persistent_workers: keep the loader processes between epochs (and between validations, which
+            otherwise start ``num_workers`` fresh processes each time); ``"auto"``: whenever ``num_workers > 0``.
     """
 
     def __init__(
@@ -52,8 +64,8 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int = 1,
         num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        pin_memory: bool | str = "auto",
+        persistent_workers: bool | str = "auto",
         seed: int = 0,
         name: str = "",
     ) -> None:
@@ -72,10 +84,18 @@ class RestorationDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
+        self._pin_memory = _flag(pin_memory, "pin_memory")
+        self.persistent_workers = _flag(persistent_workers, "persistent_workers") in (True, AUTO) and num_workers > 0
         self.seed = seed
         self.name = name
+
+    @property
+    def pin_memory(self) -> bool:
+        """``pin_memory``, with ``"auto"`` resolved: pinned when the attached Trainer runs on CUDA."""
+        if self._pin_memory != AUTO:
+            return bool(self._pin_memory)
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     @property
     def families(self) -> list[str]:

@@ -3,32 +3,71 @@
 Papers in all-in-one restoration report numbers under different colour spaces, SSIM windows and quantisation;
 picking a protocol by name (``metrics=promptir``) keeps a comparison honest. Every protocol returns per-image
 values (averaging over a set is :class:`src.metrics.aggregate.PerImageMean`'s job).
+
+Any protocol can add LPIPS (``metrics.lpips=alex|vgg|squeeze``, off by default) as a third quantity: it is
+computed on the clipped [0,1] RGB images whatever the protocol does to PSNR/SSIM (LPIPS is defined on RGB;
+gray images are repeated to three channels), and needs torchvision's backbone weights on disk
+(:mod:`src.metrics.lpips`), which is checked when the protocol is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import Tensor
 
 from src.metrics.color import rgb_levels_to_y, to_uint8_levels
 from src.metrics.functional import check_pair, gaussian_window, psnr, ssim, uniform_window
+from src.metrics.lpips import LpipsScorer, check_net
+
+
+def lpips_note(net: str) -> str:
+    """What the tables say about the LPIPS columns: the network, the images compared, lower is better."""
+    return f"LPIPS ({net} backbone, torchmetrics, RGB [0,1]; lower is better)"
 
 
 @dataclass(frozen=True)
 class MetricProtocol(ABC):
-    """A named way to score restored images; ``options`` lists the fields a config may override."""
+    """A named way to score restored images; ``options`` lists the fields a config may override.
+
+    ``lpips`` names an LPIPS network to add an ``"lpips"`` quantity; its weights are loaded (or their absence
+    reported) when the protocol is built, so a run fails before training, not at its first validation.
+    """
 
     name: str
     description: str
-    options: ClassVar[tuple[str, ...]] = ()
+    lpips: str | None = None
+    _lpips: LpipsScorer | None = field(default=None, init=False, repr=False, compare=False)
+    options: ClassVar[tuple[str, ...]] = ("lpips",)
+
+    def __post_init__(self) -> None:
+        if self.lpips is not None:
+            check_net(self.lpips)
+            object.__setattr__(self, "_lpips", LpipsScorer.load(self.lpips))
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        """The keys of :meth:`per_image`: ``("psnr", "ssim")``, plus ``"lpips"`` when it is on."""
+        return ("psnr", "ssim", "lpips") if self.lpips is not None else ("psnr", "ssim")
+
+    @property
+    def summary(self) -> str:
+        """The description for table captions: mentions LPIPS and its network when on."""
+        return f"{self.description}; {lpips_note(self.lpips)}" if self.lpips is not None else self.description
+
+    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """B x C x H x W floats in [0,1] (C = 1 or 3) -> {"psnr": (B,), "ssim": (B,)[, "lpips": (B,)]}, float64."""
+        out = self._psnr_ssim(pred, target)
+        if self._lpips is not None:
+            out["lpips"] = self._lpips(pred, target)
+        return out
 
     @abstractmethod
-    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """B x C x H x W floats in [0,1] (C = 1 or 3) -> {"psnr": (B,), "ssim": (B,)} in float64."""
+    def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """The protocol's own PSNR and SSIM per image (checks the pair's shapes)."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +82,9 @@ class FloatProtocol(MetricProtocol):
 
     gaussian_weights: bool = False
     use_sample_covariance: bool = True
-    options: ClassVar[tuple[str, ...]] = ("use_sample_covariance",)
+    options: ClassVar[tuple[str, ...]] = ("use_sample_covariance", "lpips")
 
-    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         check_pair(pred, target)
         x = pred.detach().double().clamp(0.0, 1.0)
         y = target.detach().double().clamp(0.0, 1.0)
@@ -69,13 +108,14 @@ class YChannelProtocol(MetricProtocol):
 
     crop_border: int = 0
     round_y: bool = False
-    options: ClassVar[tuple[str, ...]] = ("crop_border", "round_y")
+    options: ClassVar[tuple[str, ...]] = ("crop_border", "round_y", "lpips")
 
     def __post_init__(self) -> None:
         if self.crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+        super().__post_init__()
 
-    def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         check_pair(pred, target)
         x, y = to_uint8_levels(pred.detach()), to_uint8_levels(target.detach())
         if self.crop_border:

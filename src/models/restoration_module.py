@@ -7,10 +7,12 @@ partial constructor) so any head fits any backbone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -19,6 +21,8 @@ from torch import Tensor, nn
 
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
+from src.models.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
+from src.models.speed import FP32, SpeedSettings, check_options, eager, prepare_input, prepare_network, resolve
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ log = logging.getLogger(__name__)
 # add sync_dist=True when logging their values would only average identical numbers again.
 warnings.filterwarnings("ignore", message=r".*It is recommended to use `self\.log\(.*sync_dist=True")
 
-#: image-quality quantities reported per benchmark, for the restored output and the degraded input
+#: image-quality quantities reported per benchmark, for the restored output and the degraded input; a protocol
+#: with ``lpips`` set adds "lpips" (``MetricProtocol.quantities`` is what the meters follow)
 QUANTITIES = ("psnr", "ssim")
 
 
@@ -43,6 +48,9 @@ class RestorationModule(L.LightningModule):
         metrics: the metric protocol (``metrics=<name>``) used for validation and test.
         pretrained: optional weights file loaded into the network before training or evaluation.
         official: name of the official network whose released key names ``pretrained`` may use.
+        speed: the ``speed`` config group (``compile``, ``compile_mode``, ``channels_last``, ``fused_adamw``;
+            each ``"auto"``, true or false; ``None``: all auto). Resolved for the Trainer's device in
+            ``setup``; a module used without a Trainer runs as the baseline (eager, contiguous).
     """
 
     def __init__(
@@ -57,6 +65,7 @@ class RestorationModule(L.LightningModule):
         pretrained: str | None = None,
         official: str | None = None,
         clip_output: bool = True,
+        speed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -74,17 +83,73 @@ class RestorationModule(L.LightningModule):
         self.test_results: dict[str, dict[str, float]] = {}
         #: the composed run config (model/data/metrics), stored in checkpoints so eval can rebuild the run
         self.run_config: dict[str, Any] | None = None
+        self.speed_options = check_options(speed)
+        #: the resolved switches, set by ``setup`` once the device is known (``None``: baseline, unapplied)
+        self.speed: SpeedSettings | None = None
+        self._sparse: list[SparselyUsed] | None = None
         if pretrained:
             from src.models.pretrained import load_pretrained
 
             load_pretrained(self.net, self.head, pretrained, official=official)
 
+    # ------------------------------------------------------------------ speed
+    def setup(self, stage: str) -> None:
+        """Resolve the speed switches for the Trainer's device, once (``trainer.test`` after ``fit`` reuses them).
+
+        ``setup`` rather than ``configure_model``: the EMA callback copies the module in its own ``setup``,
+        which runs first, so it averages a plain network rather than a compiled one.
+        """
+        if self.speed is None:
+            self.apply_speed(self.trainer.strategy.root_device)
+
+    def apply_speed(self, device: torch.device | str) -> SpeedSettings:
+        """Resolve ``speed`` for ``device`` and apply memory format and compilation to the network, in place."""
+        if self.speed is not None:
+            raise RuntimeError(f"speed settings are already applied: {self.speed}")
+        trainer = self._trainer
+        precision = str(trainer.precision) if trainer is not None else FP32
+        options = dict(self.speed_options)
+        if (
+            options.get("fused_adamw", "auto") in ("auto", None)
+            and precision.startswith("16")
+            and trainer is not None
+            and trainer.gradient_clip_val
+        ):
+            # Lightning cannot clip the gradients of an optimiser that unscales fp16 gradients itself (fused)
+            options["fused_adamw"] = False
+        settings = resolve(device, precision=precision, **options)
+        prepare_network(self.net, settings)
+        if self.head is not None and settings.channels_last:
+            # the network calls its head, so compiling the network traces the head too
+            prepare_network(self.head, replace(settings, compile=False))
+        self.speed = settings
+        log.info("speed settings on %s: %s", torch.device(device), settings.as_dict())
+        return settings
+
     # ------------------------------------------------------------------ forward and training
     def forward(self, lq: Tensor) -> Tensor:
-        pred, _ = self.net(lq, head=self.head)
+        """Inference; a compiled network runs eagerly here (images of many sizes would recompile per size)."""
+        settings = self.speed or SpeedSettings.baseline()
+        with eager(settings):
+            pred, _ = self.net(prepare_input(lq, settings), head=self.head)
         return pred
 
+    def _sparse_modules(self) -> list[SparselyUsed]:
+        if self._sparse is None:
+            self._sparse = sparse_modules(self.net) + (sparse_modules(self.head) if self.head is not None else [])
+        return self._sparse
+
+    def _check_finite_now(self) -> bool:
+        """Check the loss at the first step and at logging steps only: each check is a host-device sync."""
+        trainer = self._trainer
+        if trainer is None or self.global_step == 0:
+            return True
+        n = trainer.log_every_n_steps
+        return n > 0 and (self.global_step + 1) % n == 0
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        if self.speed is not None:  # here, not in on_after_batch_transfer: the datamodule may own that hook
+            batch["lq"] = prepare_input(batch["lq"], self.speed)
         if getattr(self.loss, "zero_reference", False):
             # Zero-DCE-style losses judge the output against the input and the curve maps; no ground truth
             curves = self.net.curves(batch["lq"])
@@ -96,19 +161,46 @@ class RestorationModule(L.LightningModule):
         for name, value in aux.items():
             total = total + value
             terms[f"aux/{name}"] = value
-        if not torch.isfinite(total):
+        if self._check_finite_now() and not torch.isfinite(total):
             raise FloatingPointError(
-                f"training loss is {total.item()} at step {self.global_step} (families {set(batch['family'])}); "
+                f"training loss is {total.item()} at step {self.global_step} (families {set(batch['family'])}; "
+                "checked at the first step and every trainer.log_every_n_steps); "
                 "lower model.optimizer.lr or check the data"
             )
+        zero = anchor(self._sparse_modules())
+        if zero is not None:  # every expert in the graph, so DDP needs no unused-parameter search
+            total = total + zero
         bs = batch["lq"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=bs)
         return total
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Groups (experts) that ran on no rank since the last step get ``grad=None``, as under the official
+        ``find_unused_parameters=True``: the optimiser then skips them (see ``src.models.sparse``)."""
+        modules = self._sparse_modules()
+        if not modules:
+            return
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        reduce = (lambda t: strategy.reduce(t, reduce_op="sum")) if strategy is not None else None
+        drop_unused_grads(modules, reduce)
+
+    def _optimizer_factory(self) -> Callable[..., torch.optim.Optimizer]:
+        """The optimiser constructor, with ``fused=True`` for Adam/AdamW when ``speed.fused_adamw`` is on and
+        the config sets neither ``fused`` nor ``foreach``."""
+        factory = self.optimizer_factory
+        if self.speed is None or not self.speed.fused_adamw:
+            return factory
+        target = getattr(factory, "func", factory)
+        keywords = getattr(factory, "keywords", None) or {}
+        is_adam = isinstance(target, type) and issubclass(target, (torch.optim.Adam, torch.optim.AdamW))
+        if not is_adam or "fused" in keywords or "foreach" in keywords:
+            return factory
+        return functools.partial(factory, fused=True)
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self._optimizer_factory()(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
@@ -125,7 +217,7 @@ class RestorationModule(L.LightningModule):
     def _reset_meters(self, stage: str) -> None:
         for benchmark in self._benchmarks(stage):
             for prefix in ("", "input_"):
-                for q in QUANTITIES:
+                for q in self.protocol.quantities:
                     key = f"{stage}|{prefix}{q}|{benchmark}"
                     if key not in self.meters:
                         self.meters[key] = PerImageMean().to(self.device)
@@ -147,7 +239,7 @@ class RestorationModule(L.LightningModule):
             raise ValueError(f"an evaluation batch mixes benchmarks {set(batch['benchmark'])}")
         restored = self.protocol.per_image(pred, gt.float())
         degraded = self.protocol.per_image(lq.float(), gt.float())
-        for q in QUANTITIES:
+        for q in self.protocol.quantities:
             self.meters[f"{stage}|{q}|{benchmark}"].update(restored[q])
             self.meters[f"{stage}|input_{q}|{benchmark}"].update(degraded[q])
 
@@ -162,13 +254,13 @@ class RestorationModule(L.LightningModule):
         for benchmark in self._benchmarks(stage):
             row = {}
             for prefix in ("", "input_"):
-                for q in QUANTITIES:
+                for q in self.protocol.quantities:
                     row[f"{prefix}{q}"] = float(self.meters[f"{stage}|{prefix}{q}|{benchmark}"].compute())
             results[benchmark] = row
         for benchmark, row in results.items():
-            for q in QUANTITIES:
+            for q in self.protocol.quantities:
                 self.log(f"{stage}/{q}/{benchmark}", row[q], add_dataloader_idx=False, sync_dist=False)
-        for q in QUANTITIES:
+        for q in self.protocol.quantities:
             values = [row[q] for row in results.values() if math.isfinite(row[q])]
             if values:
                 self.log(f"{stage}/{q}", sum(values) / len(values), add_dataloader_idx=False, prog_bar=q == "psnr")

@@ -3,12 +3,16 @@
 Every switch accepts ``"auto"`` (the fastest choice we consider safe on the device), ``True`` or ``False``.
 ``SpeedSettings.baseline()`` is the way the official all-in-one codes run: fp32, eager, contiguous tensors,
 plain AdamW. The benchmark (``make bench``) measures both and reports the ratio.
+
+In a run the switches are the ``speed`` config group (``conf/speed``; ``RestorationModule(speed=...)``
+resolves them once the Trainer's device is known) and precision is ``trainer.precision`` (``"auto"``
+resolved by :func:`resolve_precision` before the Trainer is built, as Lightning does not accept it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +22,8 @@ from torch import nn
 AUTO = "auto"
 #: Lightning precision strings we resolve ``"auto"`` to
 FP32, BF16_MIXED = "32-true", "bf16-mixed"
+#: keys of the ``speed`` config group (precision lives in ``trainer.precision``)
+OPTIONS = ("compile", "compile_mode", "channels_last", "fused_adamw")
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,17 @@ def _device_type(device: torch.device | str) -> str:
 
 
 def bf16_supported(device: torch.device | str) -> bool:
-    """bf16 autocast is worth it on CUDA GPUs with native bf16 (Ampere and later)."""
-    return _device_type(device) == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    """bf16 autocast is worth it on CUDA GPUs with native bf16 (compute capability 8.0+, Ampere and later).
+
+    Not ``torch.cuda.is_bf16_supported()``: by default it also says yes where bf16 is only emulated (V100,
+    T4), which is slower than fp32. The capability is that of ``device`` itself (``cuda:1``), not the current.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    if torch.version.hip:  # every ROCm GPU torch supports has bf16
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def _switch(value: Any, key: str, auto: bool) -> bool:
@@ -62,11 +77,53 @@ def _switch(value: Any, key: str, auto: bool) -> bool:
     raise ValueError(f"speed.{key} must be 'auto', true or false, got {value!r}")
 
 
+def _compile_mode(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        from torch._inductor import list_mode_options
+
+        modes = sorted(list_mode_options())
+    except (ImportError, AttributeError):  # pragma: no cover - older torch: let torch.compile judge
+        return str(value)
+    if value not in modes:
+        raise ValueError(f"speed.compile_mode must be null or one of {modes}, got {value!r}")
+    return str(value)
+
+
 def resolve_precision(value: Any, device: torch.device | str) -> str:
     """``"auto"`` becomes bf16-mixed on GPUs that support it and 32-true elsewhere; other values pass through."""
     if value is None or value == AUTO:
         return BF16_MIXED if bf16_supported(device) else FP32
     return str(value)
+
+
+def accelerator_device(accelerator: Any) -> str:
+    """The device type a Trainer with ``accelerator`` runs on: ``"cuda"`` or ``"cpu"`` (whose choices apply).
+
+    ``gpu``/``cuda`` is CUDA; ``auto`` (or unset) is CUDA when one is available, as Lightning picks it;
+    anything else (``cpu``, ``mps``, an accelerator object) gets the CPU choices.
+    """
+    name = "auto" if accelerator is None else str(accelerator).lower()
+    if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``speed`` mapping with every key known and every value valid (``"auto"`` kept), else a ValueError.
+
+    Done when the module is built, so a typo fails at once rather than when the Trainer starts.
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown speed option(s) {unknown}; known: {list(OPTIONS)}")
+    for key in ("compile", "channels_last", "fused_adamw"):
+        if key in options:
+            _switch(options[key], key, False)
+    _compile_mode(options.get("compile_mode"))
+    return options
 
 
 def resolve(
@@ -86,7 +143,7 @@ def resolve(
     cuda = _device_type(device) == "cuda"
     return SpeedSettings(
         compile=_switch(compile, "compile", cuda),
-        compile_mode=compile_mode,
+        compile_mode=_compile_mode(compile_mode),
         channels_last=_switch(channels_last, "channels_last", cuda),
         precision=resolve_precision(precision, device),
         fused_adamw=_switch(fused_adamw, "fused_adamw", cuda),
@@ -94,7 +151,11 @@ def resolve(
 
 
 def prepare_network(net: nn.Module, settings: SpeedSettings) -> nn.Module:
-    """Apply memory format and compilation in place (``nn.Module.compile`` keeps the state-dict keys)."""
+    """Apply memory format and compilation in place (``nn.Module.compile`` keeps the state-dict keys).
+
+    Sub-modules that ``net`` calls (a head passed to its forward) are traced into the compiled graph; give
+    them :func:`prepare_network` with ``compile=False`` for the memory format only.
+    """
     if settings.channels_last:
         net.to(memory_format=torch.channels_last)
     if settings.compile:
@@ -107,6 +168,16 @@ def prepare_input(x: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:
     if settings.channels_last and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+@contextlib.contextmanager
+def eager(settings: SpeedSettings) -> Iterator[None]:
+    """Run compiled modules eagerly inside (evaluation on images of many sizes would recompile per size)."""
+    if not settings.compile:
+        yield
+        return
+    with torch.compiler.set_stance("force_eager"):
+        yield
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def is_empty(node: Any) -> bool:
 
 
 def build_model(cfg: DictConfig) -> Any:
-    """The LightningModule of ``cfg.model`` with the metric protocol of ``cfg.metrics``."""
+    """The LightningModule of ``cfg.model`` with the metric protocol of ``cfg.metrics`` and the ``cfg.speed``
+    switches (absent: all auto)."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     for optional in ("head", "scheduler"):
         if is_empty(model_cfg.get(optional)):
@@ -49,10 +50,26 @@ def build_model(cfg: DictConfig) -> Any:
     protocol = build(cfg.metrics, "metrics")
     # passed after instantiation: Hydra would turn a dataclass keyword argument into a config node
     factory = build(model_cfg, "model", _partial_=True)
+    speed = cfg.get("speed")
+    speed = OmegaConf.to_container(speed, resolve=True) if isinstance(speed, DictConfig) else speed
     try:
-        return factory(metrics=protocol)
+        return factory(metrics=protocol, speed=speed)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"building `model` failed: {type(err).__name__}: {err}") from err
+
+
+def resolve_trainer_precision(cfg: DictConfig) -> str:
+    """Replace ``trainer.precision: auto`` by bf16-mixed or 32-true for the device ``trainer.accelerator``
+    names (Lightning refuses "auto"); returns the precision. Call before building the Trainer."""
+    from src.models.speed import accelerator_device, resolve_precision
+
+    trainer = cfg.get("trainer")
+    if trainer is None or trainer.get("precision") is None:  # Lightning's default
+        return "32-true"
+    precision = resolve_precision(trainer.precision, accelerator_device(trainer.get("accelerator")))
+    with open_dict(trainer):
+        trainer.precision = precision
+    return precision
 
 
 def build_callbacks(cfg: DictConfig | None) -> list[Any]:

@@ -4,6 +4,8 @@
 ``results.csv``, ``results.md`` and (for the 3deg/5deg settings) ``comparison.csv`` in the run folder,
 prints the comparison, and logs both tables to any W&B logger. Every table is headed by the metric
 protocol's name and description, because numbers under different protocols are different quantities.
+Where the protocol computed LPIPS (``metrics.lpips``), the test table gains ``input_lpips``/``lpips``
+columns after the others (lower is better, as the headers and the caption say); otherwise it is unchanged.
 """
 
 from __future__ import annotations
@@ -22,27 +24,41 @@ from rich.console import Console
 from rich.table import Table
 
 from src.utils.published import ComparisonRow, comparison_rows, load_published, setting_of
+from src.utils.results import LPIPS_COLUMNS, has_lpips
 
 RESULT_COLUMNS = ("benchmark", "input_psnr", "input_ssim", "psnr", "ssim", "gain_psnr")
 COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(ComparisonRow))
 
 
-def protocol_caption(protocol: str, description: str | None = None) -> str:
-    """``metric protocol: <name> (<description>)``; the description is looked up when not given."""
+def protocol_caption(protocol: str, description: str | None = None, lpips: str | None = None) -> str:
+    """``metric protocol: <name> (<description>)``; the description is looked up when not given.
+
+    ``lpips`` (a record's LPIPS network) adds the LPIPS note to a looked-up description; a given description
+    is used as it is (``MetricProtocol.summary`` already carries the note).
+    """
     if description is None:
-        from src.metrics.protocols import PROTOCOLS
+        from src.metrics.protocols import PROTOCOLS, lpips_note
 
         known = PROTOCOLS.get(protocol)
         description = known.description if known is not None else ""
+        if lpips is not None:
+            description = f"{description}; {lpips_note(lpips)}" if description else lpips_note(lpips)
     return f"metric protocol: {protocol}" + (f" ({description})" if description else "")
+
+
+def result_columns(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The CSV/W&B columns of a record: ``RESULT_COLUMNS``, then the LPIPS ones where it has LPIPS."""
+    return RESULT_COLUMNS + (LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ())
 
 
 def result_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``metrics.json`` as flat rows: one per benchmark, then the average, with the PSNR gain over the input."""
     rows = []
+    extra = LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ()
     for name, row in [*record["benchmarks"].items(), ("average", record["average"])]:
         values = {k: row.get(k, float("nan")) for k in RESULT_COLUMNS[1:-1]}
-        rows.append({"benchmark": name, **values, "gain_psnr": values["psnr"] - values["input_psnr"]})
+        rows.append({"benchmark": name, **values, "gain_psnr": values["psnr"] - values["input_psnr"],
+                     **{k: row.get(k, float("nan")) for k in extra}})
     return rows
 
 
@@ -85,8 +101,9 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
 
 
 def _result_cells(row: Mapping[str, Any]) -> list[str]:
-    return [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
-            _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
+    cells = [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
+             _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
+    return cells + [_fmt(row[k], 4) for k in LPIPS_COLUMNS if k in row]
 
 
 def _comparison_cells(row: ComparisonRow) -> list[str]:
@@ -96,6 +113,7 @@ def _comparison_cells(row: ComparisonRow) -> list[str]:
 
 
 RESULT_HEADERS = ("benchmark", "input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)")
+LPIPS_HEADERS = ("input LPIPS ↓", "restored LPIPS ↓")
 COMPARISON_HEADERS = ("method", "benchmark", "ours PSNR", "published PSNR", "diff PSNR", "ours SSIM",
                       "published SSIM", "diff SSIM", "note")
 
@@ -105,8 +123,9 @@ def render_markdown(
     description: str | None = None,
 ) -> str:
     """The test table, then the comparison with the published numbers, each under the protocol caption."""
-    caption = f"*{protocol_caption(record['protocol'], description)}*"
-    results = markdown_table(RESULT_HEADERS, map(_result_cells, result_rows(record)))
+    caption = f"*{protocol_caption(record['protocol'], description, lpips=record.get('lpips'))}*"
+    headers = RESULT_HEADERS + (LPIPS_HEADERS if has_lpips(record["benchmarks"]) else ())
+    results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
     if comparison:
         title = f"## Compared with published numbers ({setting}: {load_published()[setting].description})"
@@ -138,9 +157,8 @@ def log_wandb_tables(loggers: Iterable[Any], record: Mapping[str, Any], comparis
     for logger in loggers:
         if not isinstance(logger, WandbLogger):
             continue
-        rows = result_rows(record)
-        logger.log_table(key=f"{prefix}/results", columns=list(RESULT_COLUMNS),
-                         data=[[r[c] for c in RESULT_COLUMNS] for r in rows])
+        rows, columns = result_rows(record), result_columns(record)
+        logger.log_table(key=f"{prefix}/results", columns=list(columns), data=[[r[c] for c in columns] for r in rows])
         if comparison:
             logger.log_table(key=f"{prefix}/published_comparison", columns=list(COMPARISON_COLUMNS),
                              data=[list(dataclasses.astuple(r)) for r in comparison])
@@ -158,7 +176,7 @@ def write_reports(
     output_dir = Path(output_dir)
     setting = setting or setting_of(record.get("data"))
     comparison = comparison_rows(setting, record["benchmarks"], record["protocol"]) if setting else []
-    written = {"results_csv": write_csv(result_rows(record), output_dir / "results.csv", RESULT_COLUMNS)}
+    written = {"results_csv": write_csv(result_rows(record), output_dir / "results.csv", result_columns(record))}
     written["results_md"] = write_markdown(record, output_dir / "results.md", comparison, setting, description)
     if comparison:
         written["comparison_csv"] = write_csv(comparison, output_dir / "comparison.csv", COMPARISON_COLUMNS)

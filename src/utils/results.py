@@ -13,20 +13,34 @@ from rich.console import Console
 from rich.table import Table
 
 COLUMNS = ("input_psnr", "input_ssim", "psnr", "ssim")
+#: present only where the protocol computed LPIPS (``metrics.lpips``); lower is better
+LPIPS_COLUMNS = ("input_lpips", "lpips")
+
+
+def has_lpips(results: dict[str, dict[str, float]]) -> bool:
+    """True when the rows carry LPIPS, so tables grow its columns (and only then: old tables stay as they were)."""
+    return any("lpips" in row for row in results.values())
 
 
 def average(results: dict[str, dict[str, float]]) -> dict[str, float]:
     """Mean over benchmarks of each column (finite values only)."""
     out = {}
-    for col in COLUMNS:
+    for col in COLUMNS + (LPIPS_COLUMNS if has_lpips(results) else ()):
         values = [row[col] for row in results.values() if col in row and math.isfinite(row[col])]
         out[col] = sum(values) / len(values) if values else float("nan")
     return out
 
 
-def to_record(results: dict[str, dict[str, float]], protocol: str, **extra: Any) -> dict[str, Any]:
-    """The ``metrics.json`` document: per benchmark input and restored PSNR/SSIM, their mean, the protocol."""
-    return {"protocol": protocol, **extra, "benchmarks": results, "average": average(results)}
+def to_record(
+    results: dict[str, dict[str, float]], protocol: str, lpips: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The ``metrics.json`` document: per benchmark input and restored PSNR/SSIM, their mean, the protocol.
+
+    ``lpips`` (the LPIPS network, when the protocol computed it) is recorded beside the protocol's name; without
+    it the document is exactly what it was before LPIPS existed.
+    """
+    head = {"protocol": protocol} if lpips is None else {"protocol": protocol, "lpips": lpips}
+    return {**head, **extra, "benchmarks": results, "average": average(results)}
 
 
 def _json_safe(value: Any) -> Any:
@@ -60,22 +74,28 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return restore(json.loads(Path(path).read_text()))
 
 
-def render_table(record: dict[str, Any], title: str = "test results") -> Table:
-    from src.utils.report import protocol_caption
+def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:
+    """The rich table; ``description`` defaults to the protocol's (plus the LPIPS note where the record has it)."""
+    from src.utils.report import LPIPS_HEADERS, protocol_caption
 
-    table = Table(title=f"{title}\n{protocol_caption(record['protocol'])}")
+    caption = protocol_caption(record["protocol"], description, lpips=record.get("lpips"))
+    table = Table(title=f"{title}\n{caption}")
     table.add_column("benchmark")
+    lpips = has_lpips(record["benchmarks"])
     for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
+        table.add_column(col, justify="right")
+    for col in LPIPS_HEADERS if lpips else ():
         table.add_column(col, justify="right")
     rows = [*record["benchmarks"].items(), ("average", record["average"])]
     for name, row in rows:
         gain = row["psnr"] - row["input_psnr"]
-        table.add_row(
-            name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
-            f"{row['ssim']:.4f}", f"{gain:+.2f}",
-        )
+        cells = [name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
+                 f"{row['ssim']:.4f}", f"{gain:+.2f}"]
+        if lpips:
+            cells += [f"{row.get(col, float('nan')):.4f}" for col in LPIPS_COLUMNS]
+        table.add_row(*cells)
     return table
 
 
-def print_table(record: dict[str, Any], title: str = "test results") -> None:
-    Console(width=120).print(render_table(record, title))
+def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
+    Console(width=160 if has_lpips(record["benchmarks"]) else 120).print(render_table(record, title, description))

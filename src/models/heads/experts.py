@@ -8,6 +8,11 @@ Gaussian noise on its logits. Expert ``i`` works at a low rank (``rank_type``; o
 selected outputs, times their gate values, are summed and projected. In training each position reports the
 official balance loss (importance and load terms, squared coefficients of variation, halved and added).
 
+Each :class:`ExpertLayer` counts how often its experts ran (the ``src.models.sparse.SparselyUsed``
+protocol), so multi-GPU training needs no DDP unused-parameter search: the LightningModule anchors every
+expert in the loss with a zero weight and, before the optimiser step, clears the gradients of experts no
+rank used, exactly as the official ``find_unused_parameters=True`` run leaves them (``None``, skipped by AdamW).
+
 Official quirks kept: the router noise is drawn in eval mode too (``noise_in_eval``); the Laplacian kernel is
 trainable (the official ``freeze`` assigns ``requires_grad_`` instead of calling it); the expert's depth
 loop recomputes the same pass, so an expert is applied once. Every image is routed on its own, in eval mode
@@ -251,9 +256,17 @@ class ExpertLayer(nn.Module):
         self.router = NoisyTopKRouter(
             channels, len(self.experts), top_k, sizes / scale, frequency_channels, use_complexity, noise, noise_in_eval
         )
+        #: images routed to each expert by training forwards since ``reset_usage`` (a plain attribute, not a
+        #: buffer: DDP would broadcast rank 0's buffers over the other ranks' counts)
+        self._usage: Tensor | None = None
 
     def forward(self, feature: Tensor, shared: Tensor, frequency: Tensor | None) -> tuple[Tensor, Tensor | None]:
         routing = self.router(feature, frequency)
+        if self.training and torch.is_grad_enabled():
+            # tensor ops only (no host sync, compile-friendly); read once per optimiser step
+            experts = torch.arange(len(self.experts), device=routing.indices.device)
+            hits = (routing.indices.reshape(-1, 1) == experts).sum(dim=0)
+            self._usage = hits if self._usage is None else self._usage + hits
         out = torch.zeros_like(feature, dtype=torch.promote_types(feature.dtype, torch.float32))
         for e, expert in enumerate(self.experts):
             hit = routing.indices == e
@@ -264,6 +277,19 @@ class ExpertLayer(nn.Module):
             y = expert(feature[rows], shared[rows]) * gate[:, None, None, None]
             out = out.index_add(0, rows, y.to(out.dtype))
         return self.proj(out.to(feature.dtype)), routing.balance
+
+    # -- src.models.sparse.SparselyUsed: top-k routing leaves experts unused in a step
+    def usage_groups(self) -> list[list[nn.Parameter]]:
+        """One group per expert (an expert runs whole or not at all)."""
+        return [list(expert.parameters()) for expert in self.experts]
+
+    def usage_counts(self) -> Tensor:
+        if self._usage is None:
+            return torch.zeros(len(self.experts), dtype=torch.long, device=self.proj.weight.device)
+        return self._usage
+
+    def reset_usage(self) -> None:
+        self._usage = None
 
 
 class ExpertsHead(nn.Module):
