@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_SILENT := true
+# models and options of `make bench` (python -m src.bench --help), e.g. make bench BENCH_ARGS="--models promptir"
+BENCH_ARGS ?= --models restormer_tiny promptir_tiny
 
-.PHONY: help install train eval test test-slow test-all lint format sweep clean
+.PHONY: help install train eval test test-slow test-all lint format sweep bench clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +44,9 @@ format: $(STAMP)
 
 sweep: $(STAMP)  ## Optuna search over the quickstart (hparams_search=optuna)
 	$(PY) -m src.train -m experiment=quickstart hparams_search=optuna
+
+bench: $(STAMP)  ## speed beside the official way: make bench [BENCH_ARGS="--models promptir"] -> outputs/bench
+	$(PY) -m src.bench $(BENCH_ARGS)
 
 clean:  ## remove run folders and caches (not the venv)
 	rm -rf logs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""The network under test, built from the suite's own Hydra configs so it is exactly the one training uses.
+
+Only the parts the timed loop needs are kept (backbone, head, loss, optimiser factory); no Lightning Trainer
+runs, so the timings hold the network, the loss and the optimiser step and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch._dynamo
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from src.models import speed
+from src.models.speed import SpeedSettings
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def available_models() -> list[str]:
+    """Names ``model=<name>`` accepts (the files of ``conf/model``)."""
+    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def check_models(names: Sequence[str]) -> None:
+    """Raise a ``ValueError`` that lists the available models when a name is unknown."""
+    known = available_models()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown model {', '.join(unknown)}; available models: {', '.join(known)}")
+
+
+def compose(overrides: Sequence[str]) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides`` as ``python -m src.train`` would (no run folder)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("train", overrides=list(overrides))
+
+
+class Trainee(nn.Module):
+    """Backbone, head and loss as ``RestorationModule.training_step`` composes them: ``(lq, gt) -> loss``.
+
+    One module, so a DDP wrapper sees every parameter in one forward.
+    """
+
+    def __init__(self, net: nn.Module, head: nn.Module | None, loss: nn.Module) -> None:
+        super().__init__()
+        self.net, self.head, self.loss = net, head, loss
+
+    def forward(self, lq: Tensor, gt: Tensor) -> Tensor:
+        if getattr(self.loss, "zero_reference", False):
+            curves = self.net.curves(lq)
+            pred, aux = self.net.apply_curves(lq, curves), {}
+            total, _ = self.loss(pred, gt, lq=lq, curves=curves)
+        else:
+            pred, aux = self.net(lq, head=self.head)
+            total, _ = self.loss(pred, gt)
+        for value in aux.values():
+            total = total + value
+        return total
+
+    def restore(self, lq: Tensor) -> Tensor:
+        """Inference as ``RestorationModule.forward``: the image only."""
+        return self.net(lq, head=self.head)[0]
+
+
+@dataclass
+class Built:
+    """A network ready to time, with what is needed to make its optimiser."""
+
+    trainee: Trainee
+    optimizer_factory: Callable[..., torch.optim.Optimizer]
+    multiple: int
+    parameters: int
+
+
+def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device: str, seed: int) -> Built:
+    """A fresh network of ``model=<model>`` (same seed, so every setting starts from the same weights)."""
+    from src.utils.instantiate import build_model
+
+    cfg = compose([f"model={model}", *overrides])
+    torch.manual_seed(seed)
+    module = build_model(cfg)
+    trainee = Trainee(module.net, module.head, module.loss).to(device)
+    prepare(trainee, settings)
+    return Built(
+        trainee=trainee,
+        optimizer_factory=module.optimizer_factory,
+        multiple=int(getattr(module.net, "multiple", 1)),
+        parameters=sum(p.numel() for p in trainee.parameters()),
+    )
+
+
+#: compiled variants one measurement may hold of one backbone class (train/eval, sizes, settings side by side)
+RECOMPILE_LIMIT = 64
+
+
+def forget_compiled() -> None:
+    """Drop compiled code of earlier measurements (their networks are gone), so it never counts against the
+    recompile limit of the next: past that limit dynamo silently runs eager, which would falsify the figures."""
+    torch.compiler.reset()
+
+
+def prepare(trainee: Trainee, settings: SpeedSettings) -> None:
+    """Memory format for backbone and head, compilation of the backbone (which calls the head inside)."""
+    if settings.channels_last and trainee.head is not None:
+        trainee.head.to(memory_format=torch.channels_last)
+    if settings.compile:
+        # every instance of a backbone class shares its forward's code object, and so its compile cache
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    speed.prepare_network(trainee.net, settings)
+
+
+def make_optimizer(built: Built, settings: SpeedSettings) -> torch.optim.Optimizer:
+    """The config's optimiser on the trainable parameters, fused when the settings ask for it."""
+    params = [p for p in built.trainee.parameters() if p.requires_grad]
+    extra: dict[str, Any] = {"fused": True} if settings.fused_adamw else {}
+    return built.optimizer_factory(params=params, **extra)

@@ -1,0 +1,97 @@
+"""The ways of running one network that a benchmark compares: the official baseline, ours, and one switch at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from src.models import speed
+from src.models.speed import SpeedSettings
+
+BASELINE, OURS = "baseline", "ours"
+#: each switch alone on top of the baseline (``--ablation``), so every default of ``speed.resolve`` has a number
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "compile": {"compile": True},
+    "channels_last": {"channels_last": True},
+    "bf16": {"precision": speed.BF16_MIXED},
+    "fused_adamw": {"fused_adamw": True},
+}
+#: keys ``--ours`` accepts (the arguments of ``speed.resolve``)
+OURS_KEYS = ("compile", "channels_last", "precision", "fused_adamw", "compile_mode")
+
+
+@dataclass(frozen=True)
+class NamedSetting:
+    """One way of running the network: speed switches plus the DDP wrapper (``None``: no DDP)."""
+
+    name: str
+    speed: SpeedSettings
+    #: ``find_unused_parameters`` of a one-process DDP wrapper, or ``None`` for no wrapper
+    ddp_find_unused: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "speed": self.speed.as_dict(), "ddp_find_unused": self.ddp_find_unused}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> NamedSetting:
+        return cls(values["name"], SpeedSettings(**values["speed"]), values["ddp_find_unused"])
+
+    def describe(self, training: bool = True) -> str:
+        """Short text for tables: ``fp32 eager contiguous AdamW`` and so on (no optimiser for inference)."""
+        s = self.speed
+        parts = [
+            "bf16" if s.autocast_dtype is not None else "fp32",
+            f"compile({s.compile_mode})" if s.compile and s.compile_mode else ("compile" if s.compile else "eager"),
+            "channels-last" if s.channels_last else "contiguous",
+        ]
+        if training:
+            parts.append("fused AdamW" if s.fused_adamw else "AdamW")
+        if self.ddp_find_unused is not None:
+            parts.append("DDP find-unused" if self.ddp_find_unused else "DDP")
+        return " ".join(parts)
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false`` -> bool, ``auto``/``null`` kept as the strings speed.resolve takes, else the text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    return text.strip()
+
+
+def parse_ours(text: str) -> dict[str, Any]:
+    """``"compile=true,channels_last=false"`` -> ``{"compile": True, "channels_last": False}``."""
+    result: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--ours expects key=value pairs separated by commas, got {item!r}")
+        if key not in OURS_KEYS:
+            raise ValueError(f"--ours: unknown switch {key!r}; expected one of {', '.join(OURS_KEYS)}")
+        result[key] = parse_value(value)
+    return result
+
+
+def baseline_ddp(choice: str, device: str) -> bool:
+    """Whether the baseline runs in a DDP wrapper: the official train.py uses DDP with unused-parameter search
+    even on one GPU; it never runs on CPU, so ``auto`` applies it on CUDA only."""
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"--baseline-ddp must be auto, on or off, got {choice!r}")
+    return choice == "on" or (choice == "auto" and device == "cuda")
+
+
+def named_settings(
+    device: str, ours: dict[str, Any], ablation: bool = False, ddp_choice: str = "auto"
+) -> list[NamedSetting]:
+    """Baseline, ours (``speed.resolve`` with the ``--ours`` overrides) and, with ``ablation``, each switch alone."""
+    base = SpeedSettings.baseline()
+    settings = [
+        NamedSetting(BASELINE, base, True if baseline_ddp(ddp_choice, device) else None),
+        NamedSetting(OURS, speed.resolve(device, **ours)),
+    ]
+    if ablation:
+        settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c)) for name, c in ABLATIONS.items()]
+    return settings

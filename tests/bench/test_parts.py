@@ -1,0 +1,142 @@
+"""The benchmark's parts on their own: settings, timing summaries, memory bookkeeping, goals, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.bench import goals, network
+from src.bench.cli import parse_size
+from src.bench.config import BenchConfig
+from src.bench.isolate import measure
+from src.bench.memory import PeakMemory, cpu_peak_resettable, standalone
+from src.bench.report import write_atomic
+from src.bench.settings import ABLATIONS, BASELINE, OURS, named_settings, parse_ours
+from src.bench.tiled import buffer_bytes, memory_bound
+from src.bench.timing import interleave, quantile, summarise
+from src.models import speed
+from src.models.speed import SpeedSettings
+
+
+def test_named_settings_are_the_baseline_ours_and_one_switch_each() -> None:
+    settings = {s.name: s for s in named_settings("cpu", {}, ablation=True)}
+    assert settings[BASELINE].speed == SpeedSettings.baseline() and settings[BASELINE].ddp_find_unused is None
+    assert settings[OURS].speed == speed.resolve("cpu")
+    assert set(settings) == {BASELINE, OURS, *(f"+{name}" for name in ABLATIONS)}
+    base = SpeedSettings.baseline().as_dict()
+    for name in ABLATIONS:
+        changed = {k for k, v in settings[f"+{name}"].speed.as_dict().items() if v != base[k]}
+        assert len(changed) == 1, name
+    assert named_settings("cuda", {}, ddp_choice="auto")[0].ddp_find_unused is True
+    assert named_settings("cpu", {"compile": True})[1].speed.compile is True
+
+
+def test_parse_ours_and_sizes() -> None:
+    assert parse_ours("compile=true, channels_last=false,precision=bf16-mixed") == {
+        "compile": True, "channels_last": False, "precision": "bf16-mixed"}
+    with pytest.raises(ValueError, match="unknown switch"):
+        parse_ours("speedy=true")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_ours("compile")
+    assert parse_size("1280x720") == (720, 1280) and parse_size("256") == (256, 256)
+
+
+def test_interleave_alternates_and_summaries_are_robust() -> None:
+    order: list[str] = []
+    times = interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, "cpu")
+    assert order == ["a", "b", "b", "a", "a", "b"] and all(len(t) == 3 for t in times.values())
+    stats = summarise([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert stats["median_s"] == 3.0 and stats["iqr_s"] == pytest.approx(quantile([1, 2, 3, 4, 100], 0.75) - 2.0)
+    assert quantile([5.0], 0.25) == 5.0
+
+
+def test_standalone_memory_counts_own_increase_only() -> None:
+    record = {"kind": "process_peak_rss", "peak_mib": 1500.0, "start_mib": 1200.0, "since": "reset"}
+    alone = standalone(record, base_mib=700.0, held_mib=50.0)
+    assert alone["peak_mib"] == 700.0 + 50.0 + 300.0 and alone["raw_peak_mib"] == 1500.0
+    lifetime = standalone({**record, "since": "process start"}, base_mib=700.0)
+    assert lifetime["peak_mib"] == 1500.0
+
+
+@pytest.mark.skipif(not cpu_peak_resettable(), reason="the kernel does not let this process reset its peak RSS")
+def test_peak_rss_is_reset_between_measurements() -> None:
+    memory = PeakMemory("cpu")
+    big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB
+    del big
+    memory.reset()
+    assert memory.read()["peak_mib"] - memory.read()["start_mib"] < 32
+    memory.reset()
+    big = torch.ones(64 * 1024 * 1024 // 4)
+    assert memory.read()["peak_mib"] - memory.read()["start_mib"] > 48
+    del big
+
+
+def test_memory_bound_counts_the_full_resolution_buffers() -> None:
+    parts = buffer_bytes(2160, 3840)
+    assert sum(parts.values()) == 10 * 4 * 2160 * 3840  # 3 in + 3 sum + 1 weights + 3 normalised, float32
+    bound = memory_bound(1000.0, parts, 0.05)
+    assert bound["bound_mib"] == pytest.approx((1000.0 + sum(parts.values()) / 2**20) * 1.05)
+
+
+def _run(ips: float, median: float, iqr: float = 0.0, **speed_changes: object) -> dict:
+    settings = {**SpeedSettings.baseline().as_dict(), **speed_changes}
+    return {"images_per_s": ips, "median_s": median, "iqr_s": iqr, "describe": "x",
+            "setting": {"name": "n", "speed": settings, "ddp_find_unused": None}}
+
+
+def test_goals_say_why_they_are_not_met() -> None:
+    training = {BASELINE: _run(10.0, 0.8), OURS: _run(12.0, 0.66, compile=True)}
+    loader = {"rain": {"family": "rain", "patches_per_s_per_worker": 40.0, "ms_per_patch_per_worker": 25.0},
+              "noise": {"family": "noise", "patches_per_s_per_worker": 400.0, "ms_per_patch_per_worker": 2.5}}
+    found = {(g.goal, g.model): g for g in goals.evaluate({"m": {"training": training}}, loader, "cuda")}
+    gpu = found[("training speed-up", "m")]
+    assert not gpu.met and gpu.measured == "1.20x" and "12.00 img/s" in gpu.why
+    rain = found[("loader rain >= 4x training", "m")]
+    assert not rain.met and "slowest" in rain.why and "48.0/s are needed" in rain.why
+    assert found[("loader noise >= 4x training", "m")].met
+    cpu = goals.training_goal("m", {BASELINE: _run(10.0, 0.8), OURS: _run(9.8, 0.816)}, "cpu")
+    assert cpu.met and "noise" in cpu.why
+
+
+def test_trainee_computes_the_modules_training_loss(tmp_path: Path) -> None:
+    built = network.build("promptir_tiny", ["model.backbone.dim=8"], SpeedSettings.baseline(), "cpu", seed=0)
+    from src.utils.instantiate import build_model
+
+    torch.manual_seed(0)
+    module = build_model(network.compose(["model=promptir_tiny", "model.backbone.dim=8"]))
+    lq, gt = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    pred, aux = module.net(lq, head=module.head)
+    expected = module.loss(pred, gt)[0] + sum(aux.values())
+    assert torch.allclose(built.trainee(lq, gt), expected)
+
+
+@pytest.mark.slow  # a fresh Python importing torch and Lightning: ~10 s on 2 cores
+def test_a_measurement_runs_in_its_own_process() -> None:
+    cfg = BenchConfig(models=("restormer_tiny",), overrides=("model.backbone.dim=8",), train_size=32, steps=1,
+                      warmup=2, batch=2)
+    (setting,) = [s for s in named_settings("cpu", {}) if s.name == BASELINE]
+    result = measure("training", "restormer_tiny", [setting], cfg, isolate=True)
+    assert set(result) == {BASELINE} and len(result[BASELINE]["times_s"]) == 1
+    assert result[BASELINE]["memory"]["peak_mib"] > 0
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "bench.json"
+    write_atomic(path, json.dumps({"a": 1}))
+    write_atomic(path, json.dumps({"a": 2}))
+    assert json.loads(path.read_text()) == {"a": 2} and [p.name for p in path.parent.iterdir()] == ["bench.json"]
+
+
+def test_inference_runs_settings_as_the_suite_does() -> None:
+    from src.bench.run import for_inference
+
+    settings = named_settings("cuda", {}, ablation=True, ddp_choice="on")
+    eager = {s.name: s for s in for_inference(settings, BenchConfig())}
+    assert set(eager) == {BASELINE, OURS, "+channels_last", "+bf16"}  # compile and fused AdamW do nothing there
+    assert all(s.ddp_find_unused is None and not s.speed.fused_adamw for s in eager.values())
+    assert not eager[OURS].speed.compile and eager[OURS].speed.channels_last
+    compiled = {s.name: s for s in for_inference(settings, BenchConfig(compile_inference=True))}
+    assert compiled[OURS].speed.compile and "+compile" in compiled
