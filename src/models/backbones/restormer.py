@@ -62,7 +62,8 @@ class Restormer(nn.Module):
     adds the input image to the output (needs ``in_channels == out_channels``); the official network adds it
     exactly when ``dual_pixel_task`` is off. ``latent_out_channels`` is the width the head hands back at the
     latent position (``None``: the latent width, the usual same-shape contract); any other value needs a head
-    that returns it (PromptIR: ``4 * dim``) and at least three levels.
+    that returns it (PromptIR: ``4 * dim``) and at least three levels. ``zero_init_output`` starts the output
+    convolution at zero (not in the official code, which keeps PyTorch's default initialisation).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class Restormer(nn.Module):
         dual_pixel_task: bool = False,
         global_residual: bool = True,
         latent_out_channels: int | None = None,
+        zero_init_output: bool = False,
     ) -> None:
         super().__init__()
         num_blocks, heads = tuple(num_blocks), tuple(heads)
@@ -132,6 +134,12 @@ class Restormer(nn.Module):
         self.refinement = stage(2 * dim, heads[0], num_refinement_blocks)
         self.skip = nn.Conv2d(dim, 2 * dim, 1, bias=bias) if dual_pixel_task else None
         self.output = nn.Conv2d(2 * dim, out_channels, 3, padding=1, bias=bias)
+        if zero_init_output:
+            # the untrained network is then the identity (with the global residual): families a short run has
+            # not learned yet start from "leave the image alone" instead of from random residual noise
+            nn.init.zeros_(self.output.weight)
+            if self.output.bias is not None:
+                nn.init.zeros_(self.output.bias)
 
         self.feature_info: list[FeatureInfo] = [
             FeatureInfo(f"dec{i}", widths[i], 2**i) for i in range(levels - 1, 0, -1)

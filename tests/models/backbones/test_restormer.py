@@ -142,3 +142,17 @@ def test_default_is_the_paper_configuration(reference) -> None:
     """Our defaults are the paper's (motion deblurring, deraining, Gaussian denoising) network."""
     paper = next(c for c in reference("restormer").default_keys["configs"] if c["config"] == "restormer")
     assert sum(p.numel() for p in Restormer().parameters()) == paper["params"]
+
+
+def test_zero_init_output_starts_as_the_identity_and_still_learns() -> None:
+    torch.manual_seed(0)
+    net = Restormer(**TINY, zero_init_output=True)
+    x = torch.rand(2, 3, 19, 23)
+    out, _ = net(x)
+    assert torch.equal(out, x)
+    target = torch.rand_like(x)
+    (out - target).abs().mean().backward()
+    assert net.output.weight.grad is not None and net.output.weight.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    default_out, _ = Restormer(**TINY)(x)
+    assert not torch.equal(default_out, x)  # the official initialisation is not the identity
