@@ -47,29 +47,27 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
 
 class Trainee(nn.Module):
-    """Backbone, head and loss as ``RestorationModule.training_step`` composes them: ``(lq, gt) -> loss``.
+    """The LightningModule's training objective as one ``(lq, gt) -> loss`` module, so a DDP wrapper sees every
+    parameter in one forward; the loss is ``RestorationModule.training_loss`` itself, not a copy of it."""
 
-    One module, so a DDP wrapper sees every parameter in one forward.
-    """
-
-    def __init__(self, net: nn.Module, head: nn.Module | None, loss: nn.Module) -> None:
+    def __init__(self, module: nn.Module) -> None:
         super().__init__()
-        self.net, self.head, self.loss = net, head, loss
+        self.module = module
+
+    @property
+    def net(self) -> nn.Module:
+        return self.module.net
+
+    @property
+    def head(self) -> nn.Module | None:
+        return self.module.head
 
     def forward(self, lq: Tensor, gt: Tensor) -> Tensor:
-        if getattr(self.loss, "zero_reference", False):
-            curves = self.net.curves(lq)
-            pred, aux = self.net.apply_curves(lq, curves), {}
-            total, _ = self.loss(pred, gt, lq=lq, curves=curves)
-        else:
-            pred, aux = self.net(lq, head=self.head)
-            total, _ = self.loss(pred, gt)
-        for value in aux.values():
-            total = total + value
-        return total
+        return self.module.training_loss(lq, gt)[0]
 
     def restore(self, lq: Tensor) -> Tensor:
-        """Inference as ``RestorationModule.forward``: the image only."""
+        """Inference as ``RestorationModule.forward`` computes it, but through the (possibly compiled) network
+        itself, so ``--compile-inference`` can time compiled inference."""
         return self.net(lq, head=self.head)[0]
 
 
@@ -90,7 +88,7 @@ def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device:
     cfg = compose([f"model={model}", *overrides])
     torch.manual_seed(seed)
     module = build_model(cfg)
-    trainee = Trainee(module.net, module.head, module.loss).to(device)
+    trainee = Trainee(module).to(device)
     prepare(trainee, settings)
     return Built(
         trainee=trainee,

@@ -147,29 +147,34 @@ class RestorationModule(L.LightningModule):
         n = trainer.log_every_n_steps
         return n > 0 and (self.global_step + 1) % n == 0
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if self.speed is not None:  # here, not in on_after_batch_transfer: the datamodule may own that hook
-            batch["lq"] = prepare_input(batch["lq"], self.speed)
+    def training_loss(self, lq: Tensor, gt: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training objective of one batch and its logged terms; ``make bench`` times exactly this."""
         if getattr(self.loss, "zero_reference", False):
             # Zero-DCE-style losses judge the output against the input and the curve maps; no ground truth
-            curves = self.net.curves(batch["lq"])
-            pred, aux = self.net.apply_curves(batch["lq"], curves), {}
-            total, terms = self.loss(pred, batch.get("gt"), lq=batch["lq"], curves=curves)
+            curves = self.net.curves(lq)
+            pred, aux = self.net.apply_curves(lq, curves), {}
+            total, terms = self.loss(pred, gt, lq=lq, curves=curves)
         else:
-            pred, aux = self.net(batch["lq"], head=self.head)
-            total, terms = self.loss(pred, batch["gt"])
+            pred, aux = self.net(lq, head=self.head)
+            total, terms = self.loss(pred, gt)
         for name, value in aux.items():
             total = total + value
             terms[f"aux/{name}"] = value
+        zero = anchor(self._sparse_modules())
+        if zero is not None:  # every expert in the graph, so DDP needs no unused-parameter search
+            total = total + zero
+        return total, terms
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        if self.speed is not None:  # here, not in on_after_batch_transfer: the datamodule may own that hook
+            batch["lq"] = prepare_input(batch["lq"], self.speed)
+        total, terms = self.training_loss(batch["lq"], batch.get("gt"))
         if self._check_finite_now() and not torch.isfinite(total):
             raise FloatingPointError(
                 f"training loss is {total.item()} at step {self.global_step} (families {set(batch['family'])}; "
                 "checked at the first step and every trainer.log_every_n_steps); "
                 "lower model.optimizer.lr or check the data"
             )
-        zero = anchor(self._sparse_modules())
-        if zero is not None:  # every expert in the graph, so DDP needs no unused-parameter search
-            total = total + zero
         bs = batch["lq"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for name, value in terms.items():
