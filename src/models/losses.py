@@ -1,4 +1,4 @@
-"""Reconstruction losses: L1 (the official default), Charbonnier and an FFT-L1 term, each weightable."""
+"""Reconstruction losses: L1 (the official default), MSE, Charbonnier and an FFT-L1 term, each weightable."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ class RestorationLoss(nn.Module):
     A zero weight switches a term off (it is not computed).
     """
 
-    def __init__(self, l1: float = 1.0, charbonnier: float = 0.0, fft_l1: float = 0.0, eps: float = 1e-3):
+    def __init__(
+        self, l1: float = 1.0, charbonnier: float = 0.0, fft_l1: float = 0.0, eps: float = 1e-3, mse: float = 0.0
+    ):
         super().__init__()
-        self.weights = {"l1": float(l1), "charbonnier": float(charbonnier), "fft_l1": float(fft_l1)}
+        self.weights = {"l1": float(l1), "mse": float(mse), "charbonnier": float(charbonnier), "fft_l1": float(fft_l1)}
         if all(w == 0 for w in self.weights.values()):
-            raise ValueError("model.loss: every term has weight 0; give l1, charbonnier or fft_l1 a weight")
+            raise ValueError("model.loss: every term has weight 0; give l1, mse, charbonnier or fft_l1 a weight")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError(f"model.loss: weights must be non-negative, got {self.weights}")
         self.eps = float(eps)
@@ -37,6 +39,8 @@ class RestorationLoss(nn.Module):
         terms: dict[str, Tensor] = {}
         if self.weights["l1"]:
             terms["l1"] = self.weights["l1"] * nn.functional.l1_loss(pred, target)
+        if self.weights["mse"]:
+            terms["mse"] = self.weights["mse"] * nn.functional.mse_loss(pred, target)
         if self.weights["charbonnier"]:
             terms["charbonnier"] = self.weights["charbonnier"] * charbonnier(pred, target, self.eps)
         if self.weights["fft_l1"]:

@@ -1,0 +1,46 @@
+"""RestorationLoss: each weighted term is the named error, zero weights switch terms off, bad weights fail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from src.models.losses import RestorationLoss, charbonnier, fft_l1
+
+
+@pytest.fixture
+def pair() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 16, 16, generator=gen)
+
+
+def test_default_is_plain_l1(pair) -> None:
+    pred, target = pair
+    total, terms = RestorationLoss()(pred, target)
+    assert list(terms) == ["l1"]
+    assert torch.allclose(total, F.l1_loss(pred, target))
+
+
+def test_each_term_is_its_weighted_error_and_the_total_their_sum(pair) -> None:
+    pred, target = pair
+    total, terms = RestorationLoss(l1=0.5, mse=2.0, charbonnier=0.25, fft_l1=0.1)(pred, target)
+    assert torch.allclose(terms["l1"], 0.5 * (pred - target).abs().mean())
+    assert torch.allclose(terms["mse"], 2.0 * ((pred - target) ** 2).mean())
+    assert torch.allclose(terms["charbonnier"], 0.25 * charbonnier(pred, target))
+    assert torch.allclose(terms["fft_l1"], 0.1 * fft_l1(pred, target))
+    assert torch.allclose(total, sum(terms.values()))
+
+
+def test_mse_alone_is_what_psnr_measures(pair) -> None:
+    pred, target = pair
+    total, terms = RestorationLoss(l1=0.0, mse=1.0)(pred, target)
+    assert list(terms) == ["mse"]
+    psnr = -10 * torch.log10(total)
+    assert torch.allclose(psnr, -10 * torch.log10(F.mse_loss(pred, target)))
+
+
+@pytest.mark.parametrize("weights", [{"l1": 0.0}, {"l1": -1.0}, {"mse": -0.5}])
+def test_weights_that_switch_everything_off_or_are_negative_fail(weights) -> None:
+    with pytest.raises(ValueError, match="model.loss"):
+        RestorationLoss(**weights)
