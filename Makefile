@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the project with its dev tools
 
-train: $(STAMP)  ## install, then run the main job (the quickstart experiment, CPU, ~12 min on 2 cores)
+train: $(STAMP)  ## install, then run the main job (the quickstart experiment, CPU, ~5 min on 2 idle cores)
 	$(PY) -m src.train experiment=quickstart
 
 eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=logs/.../checkpoints/best*.ckpt
