@@ -32,12 +32,11 @@ def test_each_term_is_its_weighted_error_and_the_total_their_sum(pair) -> None:
     assert torch.allclose(total, sum(terms.values()))
 
 
-def test_mse_alone_is_what_psnr_measures(pair) -> None:
+def test_a_zero_weight_switches_its_term_off(pair) -> None:
     pred, target = pair
     total, terms = RestorationLoss(l1=0.0, mse=1.0)(pred, target)
     assert list(terms) == ["mse"]
-    psnr = -10 * torch.log10(total)
-    assert torch.allclose(psnr, -10 * torch.log10(F.mse_loss(pred, target)))
+    assert torch.allclose(total, F.mse_loss(pred, target))
 
 
 @pytest.mark.parametrize("weights", [{"l1": 0.0}, {"l1": -1.0}, {"mse": -0.5}])
