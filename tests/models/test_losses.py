@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.nn import functional as F
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from src.models.losses import RestorationLoss, charbonnier, fft_l1
+from src.models.losses import RestorationLoss, charbonnier, fft_l1, psnr_loss
 
 
 @pytest.fixture
@@ -24,12 +25,24 @@ def test_default_is_plain_l1(pair) -> None:
 
 def test_each_term_is_its_weighted_error_and_the_total_their_sum(pair) -> None:
     pred, target = pair
-    total, terms = RestorationLoss(l1=0.5, mse=2.0, charbonnier=0.25, fft_l1=0.1)(pred, target)
+    total, terms = RestorationLoss(l1=0.5, mse=2.0, charbonnier=0.25, fft_l1=0.1, psnr=0.01)(pred, target)
     assert torch.allclose(terms["l1"], 0.5 * (pred - target).abs().mean())
     assert torch.allclose(terms["mse"], 2.0 * ((pred - target) ** 2).mean())
     assert torch.allclose(terms["charbonnier"], 0.25 * charbonnier(pred, target))
     assert torch.allclose(terms["fft_l1"], 0.1 * fft_l1(pred, target))
+    assert torch.allclose(terms["psnr_loss"], 0.01 * psnr_loss(pred, target))
     assert torch.allclose(total, sum(terms.values()))
+
+
+def test_psnr_loss_is_minus_the_mean_per_image_psnr(pair) -> None:
+    pred, target = pair
+    pred = target + 0.01 * (pred - 0.5)  # a near image beside a far one: the two PSNRs differ a lot
+    pred[1] = target[1] + 0.3 * (pair[0][1] - 0.5)
+    per_image = [peak_signal_noise_ratio(p[None], t[None], data_range=1.0) for p, t in zip(pred, target)]
+    # within 0.01 dB: the loss adds eps = 1e-8 to each MSE (the 51 dB image's is 8e-6)
+    assert torch.allclose(psnr_loss(pred, target), -torch.stack(per_image).mean(), atol=1e-2)
+    # per image, not per pixel: the mean-PSNR loss differs from minus the PSNR of the pooled error
+    assert not torch.allclose(psnr_loss(pred, target), -peak_signal_noise_ratio(pred, target, data_range=1.0), atol=1)
 
 
 def test_a_zero_weight_switches_its_term_off(pair) -> None:

@@ -34,7 +34,9 @@ class AtmosphericHaze(Degradation):
     ``depth="gradient"`` makes depth grow along a random direction (a ground plane receding to the
     horizon is the typical outdoor layout) plus ``depth_noise`` of smooth randomness; ``"random"`` is
     a pure smooth random field. ``airlight`` is grey (the same ``A`` in every channel), as in the
-    RESIDE/OTS synthesis.
+    RESIDE/OTS synthesis. ``depth_range`` maps the normalised depth to ``[near, far]``: with the default
+    ``(0, 1)`` every image (and every training crop) has a haze-free point, so faint haze there looks like a
+    clean low-contrast scene; ``near > 0`` puts the nearest point of the scene some way into the haze too.
 
     Hand-written: albumentations' ``RandomFog`` paints fog blobs, it is not the scattering model
     that dehazing networks (and their priors) assume.
@@ -49,6 +51,7 @@ class AtmosphericHaze(Degradation):
         depth: str = "gradient",
         depth_noise: float = 0.3,
         cells: int = 4,
+        depth_range: Sequence[float] = (0.0, 1.0),
     ) -> None:
         if depth not in _DEPTHS:
             raise ValueError(f"depth must be one of {_DEPTHS}, got {depth!r}")
@@ -59,6 +62,7 @@ class AtmosphericHaze(Degradation):
         self.depth = depth
         self.depth_noise = float(depth_noise)
         self.cells = int(cells)
+        self.depth_range = bounds(depth_range, "depth_range", low=0.0)
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         params = {"beta": uniform(rng, self.beta_range), "airlight": uniform(rng, self.airlight_range)}
@@ -67,16 +71,21 @@ class AtmosphericHaze(Degradation):
         return params
 
     def depth_map(self, shape: tuple[int, int], params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-        """The ``HxW`` float32 depth in [0, 1] (0 = nearest, no haze)."""
+        """The ``HxW`` float32 depth in ``depth_range`` (default [0, 1]; 0 = no haze)."""
         field = smooth_field(shape, rng, self.cells)
         if self.depth == "random":
-            return field
-        h, w = shape
-        ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-        xs = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
-        angle = math.radians(params["angle"])
-        ramp = normalise(xs * np.float32(math.cos(angle)) + ys * np.float32(math.sin(angle)))
-        return normalise(ramp + np.float32(self.depth_noise) * field)
+            unit = field
+        else:
+            h, w = shape
+            ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+            xs = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
+            angle = math.radians(params["angle"])
+            ramp = normalise(xs * np.float32(math.cos(angle)) + ys * np.float32(math.sin(angle)))
+            unit = normalise(ramp + np.float32(self.depth_noise) * field)
+        near, far = self.depth_range
+        if (near, far) == (0.0, 1.0):
+            return unit
+        return np.float32(near) + np.float32(far - near) * unit
 
     def apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         depth = self.depth_map(image.shape[:2], params, rng)

@@ -103,6 +103,21 @@ def test_haze_follows_the_scattering_model(photo: np.ndarray, depth: str) -> Non
     assert t.max() - t.min() > 0.5  # depth varies: haze is not a uniform veil
 
 
+@pytest.mark.parametrize("depth", ["gradient", "random"])
+def test_haze_depth_range_leaves_no_haze_free_point(photo: np.ndarray, depth: str) -> None:
+    """``depth_range=(near, far)``: transmission spans [exp(-beta far), exp(-beta near)], none is 1."""
+    beta, airlight = 1.5, 0.9
+    haze = AtmosphericHaze(beta_range=(beta, beta), airlight_range=(airlight, airlight), depth=depth,
+                           depth_range=(0.4, 1.0))
+    dark = photo * np.float32(0.3)
+    t = (haze(dark, rng_for(9)) - airlight) / (dark - airlight)
+    assert t.max() == pytest.approx(np.exp(-beta * 0.4), abs=1e-3)
+    assert t.min() == pytest.approx(np.exp(-beta * 1.0), abs=1e-3)
+    default = AtmosphericHaze(beta_range=(beta, beta), airlight_range=(airlight, airlight), depth=depth)
+    t_default = (default(dark, rng_for(9)) - airlight) / (dark - airlight)
+    assert t_default.max() == pytest.approx(1.0, abs=1e-3)  # the default keeps a haze-free point
+
+
 def test_haze_lowers_contrast(photo: np.ndarray) -> None:
     out = AtmosphericHaze()(photo, rng_for(10))
     assert out.std() < 0.8 * photo.std()

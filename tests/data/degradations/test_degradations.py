@@ -181,6 +181,8 @@ BAD_CONFIGS = [
     pytest.param(lambda: SyntheticRain(density_range=(0.01, 0.002)), id="rain-reversed-range"),
     pytest.param(lambda: SyntheticRain(blend="multiply"), id="rain-unknown-blend"),
     pytest.param(lambda: AtmosphericHaze(depth="midas"), id="haze-unknown-depth"),
+    pytest.param(lambda: AtmosphericHaze(depth_range=(1.0, 0.4)), id="haze-reversed-depth-range"),
+    pytest.param(lambda: AtmosphericHaze(depth_range=(-0.2, 1.0)), id="haze-negative-depth"),
     pytest.param(lambda: LowLight(exposure_range=(0.4,)), id="lowlight-not-a-pair"),
     pytest.param(lambda: JPEGCompression(quality_range=(10, 101)), id="jpeg-quality-over-100"),
     pytest.param(lambda: Sequence([], family="empty"), id="sequence-empty"),
