@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import build, build_callbacks, build_loggers, build_model, resolve_trainer_precision
+from src.utils.instantiate import (
+    ConfigError,
+    build,
+    build_callbacks,
+    build_loggers,
+    build_model,
+    resolve_trainer_precision,
+)
 from tests.conftest import CONF_DIR, compose
 
 
@@ -79,8 +86,20 @@ def test_every_trainer_composes_and_cpu_ones_build(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "group", ["experiment", "debug", "hparams_search", "model/head", "model/loss", "model/optimizer",
-              "model/scheduler", "model/backbone", "paths", "hydra/launcher", "speed"]
+    "group",
+    [
+        "experiment",
+        "debug",
+        "hparams_search",
+        "model/head",
+        "model/loss",
+        "model/optimizer",
+        "model/scheduler",
+        "model/backbone",
+        "paths",
+        "hydra/launcher",
+        "speed",
+    ],
 )
 def test_every_option_of_the_other_groups_composes(group, tmp_path):
     names = options(group)
@@ -98,3 +117,13 @@ def test_slurm_launcher_is_the_submitit_plugin(tmp_path):
         cfg = hydra_compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert "submitit" in cfg.hydra.launcher._target_.lower()
     assert Path(CONF_DIR / "hydra" / "launcher" / "slurm.yaml").is_file()
+
+
+def test_callback_settings_without_their_config_name_the_key(tmp_path):
+    """experiment=quickstart tunes callbacks.ema; replacing the group leaves a target-less dict behind."""
+    cfg = compose("train", ["experiment=quickstart", "callbacks=panels"], tmp_path)
+    with pytest.raises(ConfigError, match=r"callbacks\.ema.*callbacks=\[ema,panels\]"):
+        build_callbacks(cfg.callbacks)
+    cfg = compose("train", ["experiment=quickstart", "callbacks=[ema,panels]"], tmp_path)
+    names = {type(c).__name__ for c in build_callbacks(cfg.callbacks)}
+    assert {"EMAWeightAveraging", "ImagePanels"} <= names

@@ -73,8 +73,21 @@ def resolve_trainer_precision(cfg: DictConfig) -> str:
 
 
 def build_callbacks(cfg: DictConfig | None) -> list[Any]:
+    """One callback per non-empty entry of ``callbacks``.
+
+    An entry without ``_target_`` is settings left for a callback whose config was not selected: an
+    experiment tunes ``callbacks.ema`` and the command line then replaced the group (``callbacks=panels``).
+    Hydra would hand that dict to the Trainer, which fails far from the cause; we name it instead.
+    """
     if is_empty(cfg):
         return []
+    for name, node in cfg.items():
+        if isinstance(node, (Mapping, DictConfig)) and node and "_target_" not in node:
+            raise ConfigError(
+                f"`callbacks.{name}` sets {sorted(node)} but has no `_target_`: its callback config "
+                f"(conf/callbacks/{name}.yaml) is not selected, probably because `callbacks=...` on the "
+                f"command line replaced the experiment's choice; select both, e.g. 'callbacks=[{name},panels]'"
+            )
     return [build(c, f"callbacks.{name}") for name, c in cfg.items() if not is_empty(c)]
 
 
