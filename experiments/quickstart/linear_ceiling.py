@@ -37,10 +37,13 @@ from src.data.datasets.sources import EmbeddedImages  # noqa: E402
 from src.data.datasets.synthetic import DegradedImages, DegradedPatches  # noqa: E402
 from src.data.degradations.blur import Blur  # noqa: E402
 from src.data.io import as_float  # noqa: E402
+from src.metrics.functional import psnr  # noqa: E402
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(-10 * np.log10(np.mean((a.astype(np.float64) - b) ** 2)))
+def psnr_db(image: np.ndarray, clean: np.ndarray) -> float:
+    """The suite's PSNR (data range 1) of two HxWxC float arrays."""
+    as_batch = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]  # noqa: E731
+    return psnr(as_batch(image), as_batch(clean), data_range=1.0).item()
 
 
 def fit_filter(blur: Blur, kernel: int, patches: int, patch_size: int, seed: int) -> np.ndarray:
@@ -89,20 +92,17 @@ def train_filter(blur: Blur, kernel: int, steps: int, lr: float, loss: str, patc
     return identity + shared.detach()[0, 0].numpy()
 
 
-def test_gains(blur: Blur, weights: np.ndarray) -> list[dict]:
-    test = DegradedImages(EmbeddedImages("test"), blur, benchmark="synth_blur", seed=0)
+def filter_gains(test: DegradedImages, weights: np.ndarray) -> list[dict]:
+    """Per test image: its input PSNR and the dB the filter adds."""
     rows = []
     for i, name in enumerate(test.source.names):
         blurred, clean = test.pair(i)
         filtered = np.clip(
             cv2.filter2D(blurred, -1, weights.astype(np.float32), borderType=cv2.BORDER_REFLECT_101), 0, 1
         )
+        degraded = psnr_db(blurred, clean)
         rows.append(
-            {
-                "image": name,
-                "input_psnr": round(psnr(blurred, clean), 2),
-                "gain_db": round(psnr(filtered, clean) - psnr(blurred, clean), 2),
-            }
+            {"image": name, "input_psnr": round(degraded, 2), "gain_db": round(psnr_db(filtered, clean) - degraded, 2)}
         )
     return rows
 
@@ -127,12 +127,13 @@ def main() -> None:
 
     blur = Blur(motion_prob=args.motion_prob, kernel_size_range=args.motion_length, radius_range=args.radius)
     torch.set_num_threads(1)
+    test = DegradedImages(EmbeddedImages("test"), blur, benchmark="synth_blur", seed=0)
     weights = fit_filter(blur, args.kernel, args.patches, args.patch_size, args.seed)
-    rows = test_gains(blur, weights)
+    rows = filter_gains(test, weights)
     result = {"blur": vars(args), "images": rows, "mean_gain_db": mean_gain(rows)}
     if args.train_steps:
         trained = train_filter(blur, args.kernel, args.train_steps, args.lr, args.loss, args.patch_size, args.seed)
-        result["trained_mean_gain_db"] = mean_gain(test_gains(blur, trained))
+        result["trained_mean_gain_db"] = mean_gain(filter_gains(test, trained))
     print(json.dumps(result))
 
 

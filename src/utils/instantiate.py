@@ -72,29 +72,31 @@ def resolve_trainer_precision(cfg: DictConfig) -> str:
     return precision
 
 
-def build_callbacks(cfg: DictConfig | None) -> list[Any]:
-    """One callback per non-empty entry of ``callbacks``.
+def build_group(cfg: DictConfig | None, group: str) -> list[Any]:
+    """One object per non-empty entry of a dict-of-objects group (``callbacks``, ``logger``).
 
-    An entry without ``_target_`` is settings left for a callback whose config was not selected: an
-    experiment tunes ``callbacks.ema`` and the command line then replaced the group (``callbacks=panels``).
-    Hydra would hand that dict to the Trainer, which fails far from the cause; we name it instead.
+    An entry without ``_target_`` is settings left for an object whose config was not selected: an
+    experiment tunes ``callbacks.ema`` and the command line then replaces the group (``callbacks=panels``).
+    Hydra would hand that dict on as is and the Trainer fail far from the cause; we name it instead.
     """
     if is_empty(cfg):
         return []
     for name, node in cfg.items():
-        if isinstance(node, (Mapping, DictConfig)) and node and "_target_" not in node:
+        if isinstance(node, Mapping) and node and "_target_" not in node:
             raise ConfigError(
-                f"`callbacks.{name}` sets {sorted(node)} but has no `_target_`: its callback config "
-                f"(conf/callbacks/{name}.yaml) is not selected, probably because `callbacks=...` on the "
-                f"command line replaced the experiment's choice; select both, e.g. 'callbacks=[{name},panels]'"
+                f"`{group}.{name}` sets {sorted(node)} but has no `_target_`: its config (conf/{group}/{name}.yaml) "
+                f"is not selected, probably because `{group}=...` on the command line replaced an experiment's "
+                f"choice; select both, e.g. '{group}=[{name},<yours>]'"
             )
-    return [build(c, f"callbacks.{name}") for name, c in cfg.items() if not is_empty(c)]
+    return [build(c, f"{group}.{name}") for name, c in cfg.items() if not is_empty(c)]
+
+
+def build_callbacks(cfg: DictConfig | None) -> list[Any]:
+    return build_group(cfg, "callbacks")
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Any]:
-    if is_empty(cfg):
-        return []
-    return [build(c, f"logger.{name}") for name, c in cfg.items() if not is_empty(c)]
+    return build_group(cfg, "logger")
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:

@@ -82,9 +82,7 @@ class AtmosphericHaze(Degradation):
             angle = math.radians(params["angle"])
             ramp = normalise(xs * np.float32(math.cos(angle)) + ys * np.float32(math.sin(angle)))
             unit = normalise(ramp + np.float32(self.depth_noise) * field)
-        near, far = self.depth_range
-        if (near, far) == (0.0, 1.0):
-            return unit
+        near, far = self.depth_range  # exact for the default (0, 1): 0 + 1 * unit == unit
         return np.float32(near) + np.float32(far - near) * unit
 
     def apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
