@@ -63,7 +63,8 @@ class Restormer(nn.Module):
     exactly when ``dual_pixel_task`` is off. ``latent_out_channels`` is the width the head hands back at the
     latent position (``None``: the latent width, the usual same-shape contract); any other value needs a head
     that returns it (PromptIR: ``4 * dim``) and at least three levels. ``zero_init_output`` starts the output
-    convolution at zero (not in the official code, which keeps PyTorch's default initialisation).
+    convolution at zero and ``output_init_scale`` multiplies its initial weights (neither in the official code,
+    which keeps PyTorch's default initialisation: scale 1).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class Restormer(nn.Module):
         global_residual: bool = True,
         latent_out_channels: int | None = None,
         zero_init_output: bool = False,
+        output_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         num_blocks, heads = tuple(num_blocks), tuple(heads)
@@ -140,6 +142,13 @@ class Restormer(nn.Module):
             nn.init.zeros_(self.output.weight)
             if self.output.bias is not None:
                 nn.init.zeros_(self.output.bias)
+        elif output_init_scale != 1.0:
+            if output_init_scale < 0:
+                raise ValueError(f"output_init_scale must be >= 0, got {output_init_scale}")
+            # between the two: the default start adds a residual of ~0.25 RMS to every image (12 dB of
+            # noise a short run must first unlearn), zero slows the first steps of every layer before it
+            with torch.no_grad():
+                self.output.weight.mul_(output_init_scale)
 
         self.feature_info: list[FeatureInfo] = [
             FeatureInfo(f"dec{i}", widths[i], 2**i) for i in range(levels - 1, 0, -1)

@@ -156,3 +156,18 @@ def test_zero_init_output_starts_as_the_identity_and_still_learns() -> None:
     torch.manual_seed(0)
     default_out, _ = Restormer(**TINY)(x)
     assert not torch.equal(default_out, x)  # the official initialisation is not the identity
+
+
+def test_output_init_scale_scales_only_the_initial_residual() -> None:
+    x = torch.rand(1, 3, 16, 16)
+    torch.manual_seed(0)
+    default = Restormer(**TINY)
+    torch.manual_seed(0)
+    scaled = Restormer(**TINY, output_init_scale=0.1)
+    assert torch.allclose(scaled.output.weight, 0.1 * default.output.weight)
+    others = [n for n, _ in default.named_parameters() if not n.startswith("output.")]
+    assert all(torch.equal(dict(default.named_parameters())[n], dict(scaled.named_parameters())[n]) for n in others)
+    with torch.no_grad():
+        assert torch.allclose(scaled(x)[0] - x, 0.1 * (default(x)[0] - x), atol=1e-6)
+    with pytest.raises(ValueError, match="output_init_scale"):
+        Restormer(**TINY, output_init_scale=-1.0)
