@@ -10,8 +10,8 @@ update copies the step-S weights (the callback's ``update_starting_at_step``).
 Gain = restored minus input PSNR (dB, RGB in [0, 1], whole image), the mean over the test photographs.
 One JSON line per evaluation on stdout. Example (run from the repository root)::
 
-    python experiments/quickstart/learning_curve.py --steps 500 --every 125 --threads 1 \
-        data.degradations.blur.motion_prob=0.0 data.degradations.blur.radius_range=[2,3]
+    python experiments/quickstart/learning_curve.py --steps 500 --every 125 --ema-start 250 --threads 1 \
+        data.weights.blur=3.0 data.weights.rain=1.0
 """
 
 from __future__ import annotations
