@@ -87,7 +87,7 @@ def main() -> None:
     scheduler = optim["lr_scheduler"]["scheduler"] if isinstance(optim, dict) else None
     decay = float(cfg.callbacks.ema.decay) if "ema" in cfg.callbacks else None
     ema = copy.deepcopy(module.net) if decay else None
-    late_ema = copy.deepcopy(module.net) if decay and args.ema_start else None
+    late_ema = None  # copied from the live weights at step ema_start, like the callback's first update
     tests = {bench: [ds[i] for i in range(len(ds))] for bench, ds in datamodule.test_sets.items()}
 
     step, epoch, losses, start = 0, 0, [], time.time()
@@ -104,10 +104,9 @@ def main() -> None:
             if ema is not None:
                 ema_update(ema, module.net, decay)
             if late_ema is not None:
-                if step < args.ema_start:
-                    late_ema.load_state_dict(module.net.state_dict())
-                else:
-                    ema_update(late_ema, module.net, decay)
+                ema_update(late_ema, module.net, decay)
+            elif decay and step + 1 == args.ema_start:
+                late_ema = copy.deepcopy(module.net)
             losses.append(total.item())
             step += 1
             if step % args.every == 0 or step == args.steps:
@@ -119,7 +118,7 @@ def main() -> None:
                 }
                 if ema is not None:
                     record["ema"] = mean_gains(ema, module.head, tests)
-                if late_ema is not None and step >= args.ema_start:
+                if late_ema is not None:
                     record[f"ema_from_{args.ema_start}"] = mean_gains(late_ema, module.head, tests)
                 print(json.dumps(record), flush=True)
             if step >= args.steps:

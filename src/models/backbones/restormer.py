@@ -136,19 +136,18 @@ class Restormer(nn.Module):
         self.refinement = stage(2 * dim, heads[0], num_refinement_blocks)
         self.skip = nn.Conv2d(dim, 2 * dim, 1, bias=bias) if dual_pixel_task else None
         self.output = nn.Conv2d(2 * dim, out_channels, 3, padding=1, bias=bias)
-        if zero_init_output:
-            # the untrained network is then the identity (with the global residual): families a short run has
-            # not learned yet start from "leave the image alone" instead of from random residual noise
-            nn.init.zeros_(self.output.weight)
-            if self.output.bias is not None:
-                nn.init.zeros_(self.output.bias)
-        elif output_init_scale != 1.0:
-            if output_init_scale < 0:
-                raise ValueError(f"output_init_scale must be >= 0, got {output_init_scale}")
-            # between the two: the default start adds a residual of ~0.25 RMS to every image (12 dB of
-            # noise a short run must first unlearn), zero slows the first steps of every layer before it
+        if output_init_scale < 0:
+            raise ValueError(f"output_init_scale must be >= 0, got {output_init_scale}")
+        # One mechanism for both options: zero_init_output is scale 0, so the untrained network is the identity
+        # (with the global residual) and families a short run has not learned yet start from "leave the image
+        # alone". Scales in between trade the default start's residual (~0.25 RMS on every image, 12 dB of noise
+        # a short run must first unlearn) against zero's slow first steps for every layer before this one.
+        scale = 0.0 if zero_init_output else float(output_init_scale)
+        if scale != 1.0:
             with torch.no_grad():
-                self.output.weight.mul_(output_init_scale)
+                for tensor in (self.output.weight, self.output.bias):
+                    if tensor is not None:
+                        tensor.mul_(scale)
 
         self.feature_info: list[FeatureInfo] = [
             FeatureInfo(f"dec{i}", widths[i], 2**i) for i in range(levels - 1, 0, -1)

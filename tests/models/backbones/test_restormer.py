@@ -165,8 +165,8 @@ def test_output_init_scale_scales_only_the_initial_residual() -> None:
     torch.manual_seed(0)
     scaled = Restormer(**TINY, output_init_scale=0.1)
     assert torch.allclose(scaled.output.weight, 0.1 * default.output.weight)
-    others = [n for n, _ in default.named_parameters() if not n.startswith("output.")]
-    assert all(torch.equal(dict(default.named_parameters())[n], dict(scaled.named_parameters())[n]) for n in others)
+    scaled_params = dict(scaled.named_parameters())
+    assert all(torch.equal(p, scaled_params[n]) for n, p in default.named_parameters() if not n.startswith("output."))
     with torch.no_grad():
         assert torch.allclose(scaled(x)[0] - x, 0.1 * (default(x)[0] - x), atol=1e-6)
     with pytest.raises(ValueError, match="output_init_scale"):
