@@ -16,41 +16,15 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import ConfigError, build, build_loggers, build_model, resolve_trainer_precision
+from src.run.from_checkpoint import load_run, overridden_groups
+from src.utils.errors import UserError
+from src.utils.instantiate import build, build_loggers, build_model, resolve_trainer_precision
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 
 log = logging.getLogger(__name__)
-
-#: config groups that a checkpoint can supply
-STORED_GROUPS = ("model", "data", "metrics")
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint of ours without unpickling code (``weights_only=True``)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure here means an unusable file
-        raise ConfigError(f"ckpt_path={path} is not a weights-only Lightning checkpoint: {err}") from err
-
-
-def merge_stored_config(cfg: DictConfig, stored: dict[str, Any], overridden: Iterable[str]) -> DictConfig:
-    """Replace each group of ``cfg`` by the checkpoint's copy unless the user named it on the command line."""
-    overridden = set(overridden)
-    with open_dict(cfg):
-        for group in STORED_GROUPS:
-            if group in stored and group not in overridden:
-                cfg[group] = OmegaConf.create(stored[group])
-        cfg.model.pretrained = None
-    return cfg
 
 
 def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
@@ -58,9 +32,7 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     state = None
     if cfg.get("ckpt_path"):
-        checkpoint = read_checkpoint(cfg.ckpt_path)
-        cfg = merge_stored_config(cfg, checkpoint.get("aioir_config", {}), overridden)
-        state = checkpoint["state_dict"]
+        cfg, state = load_run(cfg, overridden)
     elif not cfg.model.get("pretrained"):
         log.warning("neither ckpt_path nor model.pretrained is set: evaluating randomly initialised weights")
 
@@ -83,17 +55,6 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     return record
 
 
-def overridden_groups() -> set[str]:
-    """Groups the user named on the command line (``data=...`` or ``data.root=...`` both count)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    names = set()
-    for item in HydraConfig.get().overrides.task:
-        key = item.split("=", 1)[0].lstrip("+~")
-        names.add(key.split(".", 1)[0].split("/", 1)[0])
-    return names
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     # released weights can hold denormal floats (Zero-DCE's do), which slow CPU convolutions ~50x;
@@ -101,7 +62,7 @@ def main(cfg: DictConfig) -> None:
     torch.set_flush_denormal(True)
     try:
         evaluate(cfg, overridden_groups())
-    except (DataNotFoundError, ConfigError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

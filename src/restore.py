@@ -21,11 +21,12 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from src.eval import merge_stored_config, overridden_groups, read_checkpoint
 from src.inference.config import InferenceConfig
 from src.inference.image_file import IMAGE_SUFFIXES, read_user_image, write_user_image
 from src.inference.tiling import infer
-from src.utils.instantiate import ConfigError, build, build_model
+from src.run.from_checkpoint import load_run, overridden_groups
+from src.utils.errors import ConfigError, UserError
+from src.utils.instantiate import build, build_model
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,7 @@ def load_restorer(cfg: DictConfig, overridden: Iterable[str] = ()) -> Any:
     """The model of ``ckpt_path`` (with its stored model config) or of ``model.pretrained``, in eval mode."""
     state = None
     if cfg.get("ckpt_path"):
-        checkpoint = read_checkpoint(cfg.ckpt_path)
-        cfg = merge_stored_config(cfg, checkpoint.get("aioir_config", {}), overridden)
-        state = checkpoint["state_dict"]
+        cfg, state = load_run(cfg, overridden)
     elif not cfg.model.get("pretrained"):
         raise ConfigError("set ckpt_path=... (a checkpoint of src.train) or model.pretrained=... (weights)")
     model = build_model(cfg)
@@ -185,7 +184,7 @@ def main(cfg: DictConfig) -> None:
     torch.set_flush_denormal(True)
     try:
         report = restore(cfg, overridden_groups())
-    except (ConfigError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     if report.skipped and not report.restored:

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.layouts import DataNotFoundError
+from src.run.from_checkpoint import run_config
 from src.utils.instantiate import (
     ConfigError,
     build,
@@ -24,7 +25,6 @@ from src.utils.instantiate import (
     build_loggers,
     build_model,
     resolve_trainer_precision,
-    run_config,
 )
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json

@@ -19,7 +19,8 @@ from PIL import Image, ImageOps
 
 from src.inference.image_file import orient, read_user_image
 from src.restore import UnsafeOutputError, restore
-from src.utils.instantiate import build_model, run_config
+from src.run.from_checkpoint import run_config
+from src.utils.instantiate import build_model
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[1]

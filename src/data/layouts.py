@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from src.utils.errors import UserError
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -114,7 +116,7 @@ LAYOUTS: dict[str, dict[str, FamilyLayout]] = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """The benchmark data a config asks for is not under ``data.root``."""
 
 

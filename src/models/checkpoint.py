@@ -14,20 +14,43 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
+
+from src.utils.errors import UserError
 
 #: keys under which training frameworks store the weights, in the order we look for them:
 #: Lightning (``state_dict``), BasicSR/KAIR (``params_ema`` preferred over ``params``), others (``model``).
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "params_ema", "params", "model")
 
 
-class UnsafeCheckpointError(ValueError):
+class UnusableCheckpointError(UserError, ValueError):
+    """A weights file that cannot be used: missing, empty, truncated, not a checkpoint; the message names it."""
+
+
+class UnsafeCheckpointError(UnusableCheckpointError):
     """The file is a full pickle that imports code when loaded, not a weights-only checkpoint."""
 
 
-def _torch_load(path: Path) -> object:
+def load_weights_file(path: str | Path, what: str = "weights file") -> object:
+    """The content of a ``.ckpt``/``.pth``/``.pt`` (weights only) or ``.safetensors`` file, on CPU.
+
+    Every way a file can be unusable (absent, a folder, zero bytes, truncated, another format, a pickle that
+    would import code) raises :class:`UnusableCheckpointError` naming ``what`` and the file, never a bare
+    ``EOFError`` or a zip-reader message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    if not path.is_file():
+        raise UnusableCheckpointError(f"{what} {path} is a folder, not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise UnusableCheckpointError(f"{what} {path} is empty (0 bytes): probably an interrupted copy or write")
     try:
+        if path.suffix == ".safetensors":
+            return load_file(path, device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
@@ -35,6 +58,12 @@ def _torch_load(path: Path) -> object:
         raise UnsafeCheckpointError(
             f"{path} is not a weights-only checkpoint: unpickling it would import code{detail}. "
             "Refusing to load it; re-save its state_dict (tensors only) from a trusted environment."
+        ) from None
+    except (OSError, EOFError, RuntimeError, ValueError, SafetensorError) as err:
+        reason = str(err).split(". ", 1)[0] or type(err).__name__
+        raise UnusableCheckpointError(
+            f"{what} {path} ({size:,} bytes) cannot be read: {reason}. Is it truncated (an interrupted copy or "
+            "download) or in another format?"
         ) from None
 
 
@@ -51,11 +80,11 @@ def _unwrap(obj: object, path: Path, key: str | None) -> Mapping[str, object]:
         wrapper = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if wrapper is None:
             others = [str(k) for k, v in obj.items() if not isinstance(v, Tensor)]
-            raise ValueError(
+            raise UnusableCheckpointError(
                 f"{path}: no state dict found; entries that are not tensors: {', '.join(others[:20])}"
             )
         obj = obj[wrapper]
-    raise ValueError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    raise UnusableCheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
 
 
 def load_state_dict_file(path: str | Path, key: str | None = None) -> dict[str, Tensor]:
@@ -66,10 +95,7 @@ def load_state_dict_file(path: str | Path, key: str | None = None) -> dict[str, 
     Raises :class:`UnsafeCheckpointError` for files that are not weights-only.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no weight file at {path}")
-    obj = load_file(path, device="cpu") if path.suffix == ".safetensors" else _torch_load(path)
-    return dict(_unwrap(obj, path, key))
+    return dict(_unwrap(load_weights_file(path), path, key))
 
 
 def strip_prefixes(state_dict: Mapping[str, Tensor], prefixes: Sequence[str]) -> dict[str, Tensor]:

@@ -10,11 +10,9 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.utils.errors import ConfigError, UserError
+
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A config value is wrong; the message names the key and what was expected."""
 
 
 def root_cause(err: BaseException) -> BaseException:
@@ -30,7 +28,7 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = root_cause(err)
-        if isinstance(cause, FileNotFoundError):
+        if isinstance(cause, (FileNotFoundError, UserError)):  # already names the file or key
             raise cause from None
         raise ConfigError(f"building `{key}` failed: {type(cause).__name__}: {cause}") from cause
 
@@ -54,6 +52,8 @@ def build_model(cfg: DictConfig) -> Any:
     speed = OmegaConf.to_container(speed, resolve=True) if isinstance(speed, DictConfig) else speed
     try:
         return factory(metrics=protocol, speed=speed)
+    except UserError:
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"building `model` failed: {type(err).__name__}: {err}") from err
 
@@ -97,8 +97,3 @@ def build_callbacks(cfg: DictConfig | None) -> list[Any]:
 
 def build_loggers(cfg: DictConfig | None) -> list[Any]:
     return build_group(cfg, "logger")
-
-
-def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """The parts of a run that rebuild its model and data: stored in checkpoints for ``src.eval``."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "data", "metrics") if k in cfg}
