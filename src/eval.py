@@ -23,6 +23,7 @@ from src.utils.errors import UserError
 from src.utils.instantiate import build, build_loggers, build_model, resolve_trainer_precision
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
+from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
         write_reports(record, cfg.paths.output_dir, loggers=loggers, description=model.protocol.summary)
         log.info("test table written to %s", path)
     return record
+
+
+register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

@@ -27,6 +27,7 @@ from src.inference.tiling import infer
 from src.run.from_checkpoint import load_run, overridden_groups
 from src.utils.errors import ConfigError, UserError
 from src.utils.instantiate import build, build_model
+from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,9 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
     report.seconds = time.monotonic() - start
     print(summarise(report))
     return report
+
+
+register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="restore")

@@ -28,14 +28,15 @@ from src.utils.instantiate import (
 )
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
+from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
-    path = getattr(callback, "best_model_path", "") if callback is not None else ""
-    return path or None
+    """The best checkpoint of the callback that monitors a metric (``last.ckpt``'s callback monitors none)."""
+    paths = [c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor is not None and c.best_model_path]
+    return paths[0] if paths else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -92,6 +93,9 @@ def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None
     if name not in metrics:
         raise ConfigError(f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}")
     return metrics[name]
+
+
+register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

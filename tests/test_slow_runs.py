@@ -42,7 +42,7 @@ RESUMABLE = [
     "trainer.max_epochs=3",
     "data.samples_per_epoch=24",
     "model/scheduler=none",
-    "callbacks.model_checkpoint.every_n_train_steps=2",
+    "callbacks.last_checkpoint.every_n_train_steps=2",
     "test=false",
 ]
 

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from src.bench.settings import BASELINE
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a temporary file beside ``path`` and rename it over ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a report is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from src.utils.atomic import write_text_atomic
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(result, indent=2, allow_nan=True) + "\n")
+    write_text_atomic(path, json.dumps(result, indent=2, allow_nan=True) + "\n")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

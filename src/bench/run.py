@@ -23,6 +23,7 @@ from src.bench.settings import BASELINE, OURS, NamedSetting, named_settings
 from src.bench.tiled import judge
 from src.models import speed
 from src.models.speed import SpeedSettings
+from src.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 JSON_NAME, MARKDOWN_NAME = "bench.json", "bench.md"
@@ -124,5 +125,5 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
     result["load_average"]["after"] = machine.load_average()
     out = Path(cfg.out)
     report.write_json(out / JSON_NAME, result)
-    report.write_atomic(out / MARKDOWN_NAME, report.markdown(result))
+    write_text_atomic(out / MARKDOWN_NAME, report.markdown(result))
     return result

@@ -8,11 +8,13 @@ Pillow decodes 16-bit colour PNG/TIFF as 8-bit, so those go through OpenCV inste
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from src.utils.atomic import write_atomic, write_bytes_atomic
 
 #: file suffixes read as images (case-insensitive)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -158,7 +160,7 @@ def encode(restored: np.ndarray, like: UserImage, suffix: str) -> np.ndarray:
     return pixels[..., 0] if pixels.shape[2] == 1 else pixels
 
 
-def _save_pillow(pixels: np.ndarray, path: Path, suffix: str, like: UserImage) -> None:
+def _save_pillow(pixels: np.ndarray, file: BinaryIO, suffix: str, like: UserImage) -> None:
     from PIL import Image
 
     if pixels.dtype == np.uint16:  # 16-bit grayscale (16-bit colour goes through OpenCV)
@@ -176,28 +178,26 @@ def _save_pillow(pixels: np.ndarray, path: Path, suffix: str, like: UserImage) -
         options["exif"] = like.exif
     if fmt != "BMP" and like.icc_profile:
         options["icc_profile"] = like.icc_profile
-    img.save(path, format=fmt, **options)
+    img.save(file, format=fmt, **options)
+
+
+def _encode_16bit_colour(pixels: np.ndarray, suffix: str, path: Path) -> bytes:
+    import cv2
+
+    order = [2, 1, 0, 3][: pixels.shape[2]]  # OpenCV is BGR(A)
+    ok, data = cv2.imencode(suffix, np.ascontiguousarray(pixels[..., order]))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {path} as 16-bit {suffix}")
+    return data.tobytes()
 
 
 def write_user_image(path: str | Path, restored: np.ndarray, like: UserImage) -> Path:
-    """Write ``restored`` (H x W x 3 floats) as ``like`` was stored; atomic (temporary file, then rename)."""
+    """Write ``restored`` (H x W x 3 floats) as ``like`` was stored; atomic (:mod:`src.utils.atomic`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"cannot write {path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
     pixels = encode(restored, like, suffix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        if pixels.dtype == np.uint16 and pixels.ndim == 3:
-            import cv2
-
-            order = [2, 1, 0, 3][: pixels.shape[2]]
-            if not cv2.imwrite(str(partial), np.ascontiguousarray(pixels[..., order])):
-                raise OSError(f"OpenCV could not write {path}")
-        else:
-            _save_pillow(pixels, partial, suffix, like)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        return write_bytes_atomic(path, _encode_16bit_colour(pixels, suffix, path))
+    return write_atomic(path, lambda file: _save_pillow(pixels, file, suffix, like))

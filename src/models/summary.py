@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from src.models.profile import count_flops, count_parameters
 from src.utils.instantiate import build, is_empty
+from src.utils.run_dir import register_resolvers
 
 
 class _Restorer(nn.Module):
@@ -61,6 +62,9 @@ def render(info: dict[str, Any], name: str) -> Table:
     positions = ", ".join(f"{n} ({c} ch, /{r})" for n, c, r in info["head_positions"])
     table.add_row("head positions", positions or "-")
     return table
+
+
+register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="summary")

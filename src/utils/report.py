@@ -14,8 +14,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from src.utils.atomic import write_text_atomic
 from src.utils.published import ComparisonRow, comparison_rows, load_published, setting_of
 from src.utils.results import LPIPS_COLUMNS, has_lpips
 
@@ -66,15 +65,6 @@ def _as_dict(row: Any) -> dict[str, Any]:
     return dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
-
-
 def write_csv(rows: Sequence[Any], path: str | Path, columns: Sequence[str] | None = None) -> Path:
     """Rows (dicts or dataclasses) as CSV with a header; ``None`` becomes an empty cell. Atomic."""
     dicts = [_as_dict(r) for r in rows]
@@ -83,7 +73,7 @@ def write_csv(rows: Sequence[Any], path: str | Path, columns: Sequence[str] | No
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: "" if d.get(k) is None else d.get(k) for k in columns} for d in dicts)
-    return _atomic_write(Path(path), buffer.getvalue())
+    return write_text_atomic(Path(path), buffer.getvalue())
 
 
 def _fmt(value: Any, digits: int, signed: bool = False) -> str:
@@ -137,7 +127,7 @@ def render_markdown(
 
 def write_markdown(record: Mapping[str, Any], path: str | Path, comparison: Sequence[ComparisonRow] = (),
                    setting: str | None = None, description: str | None = None) -> Path:
-    return _atomic_write(Path(path), render_markdown(record, comparison, setting, description))
+    return write_text_atomic(Path(path), render_markdown(record, comparison, setting, description))
 
 
 def render_comparison(rows: Sequence[ComparisonRow], protocol: str, description: str | None = None) -> Table:

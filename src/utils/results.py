@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from src.utils.atomic import write_text_atomic
 
 COLUMNS = ("input_psnr", "input_ssim", "psnr", "ssim")
 #: present only where the protocol computed LPIPS (``metrics.lpips``); lower is better
@@ -53,14 +53,7 @@ def _json_safe(value: Any) -> Any:
 
 def write_json(record: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (temporary file, then rename) so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_json_safe(record), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(_json_safe(record), indent=2) + "\n")
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

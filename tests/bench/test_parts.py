@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from src.bench.cli import parse_size
 from src.bench.config import BenchConfig
 from src.bench.isolate import measure
 from src.bench.memory import PeakMemory, cpu_peak_resettable, standalone
-from src.bench.report import write_atomic
 from src.bench.settings import ABLATIONS, BASELINE, OURS, named_settings, parse_ours
 from src.bench.tiled import buffer_bytes, memory_bound
 from src.bench.timing import interleave, quantile, summarise
@@ -121,13 +119,6 @@ def test_a_measurement_runs_in_its_own_process() -> None:
     result = measure("training", "restormer_tiny", [setting], cfg, isolate=True)
     assert set(result) == {BASELINE} and len(result[BASELINE]["times_s"]) == 1
     assert result[BASELINE]["memory"]["peak_mib"] > 0
-
-
-def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "bench.json"
-    write_atomic(path, json.dumps({"a": 1}))
-    write_atomic(path, json.dumps({"a": 2}))
-    assert json.loads(path.read_text()) == {"a": 2} and [p.name for p in path.parent.iterdir()] == ["bench.json"]
 
 
 def test_inference_runs_settings_as_the_suite_does() -> None:

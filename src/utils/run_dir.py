@@ -1,0 +1,39 @@
+"""Run folders that are never shared: ``${unique_dir:...}`` claims a folder with one atomic ``mkdir``.
+
+Two runs started in the same second used to compose the same ``logs/<task>/runs/<time>`` and write into one
+folder (one config survived, logs interleaved, ``last-v1.ckpt``). The resolver creates the folder itself and,
+when another run got there first, takes ``<time>_2``, ``<time>_3``, ... instead. It is registered with
+``use_cache=True``: Hydra copies a config's resolver cache into every job of a sweep, so all jobs of one
+multirun resolve the same claimed sweep folder (each then has its own ``${hydra.job.num}`` sub-folder). A folder
+given explicitly (``hydra.run.dir=...``, as Lightning's DDP workers are started) replaces the interpolation and
+is used as it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+RESOLVER = "unique_dir"
+
+
+def claim_unique_dir(path: str) -> str:
+    """Create ``path`` (or ``path_2``, ``path_3``, ... where taken) and return the folder this call created."""
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        candidate = base if n == 1 else base.with_name(f"{base.name}_{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise AssertionError("unreachable")
+
+
+def register_resolvers() -> None:
+    """Make ``${unique_dir:...}`` known to OmegaConf; call before Hydra composes (the entry modules do)."""
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, claim_unique_dir, use_cache=True)

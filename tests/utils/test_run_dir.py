@@ -1,0 +1,31 @@
+"""Run folders are claimed atomically: runs started in the same second never share one."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from omegaconf import OmegaConf
+
+from src.utils.run_dir import claim_unique_dir, register_resolvers
+
+
+def test_concurrent_claims_of_one_name_get_distinct_folders(tmp_path):
+    base = str(tmp_path / "runs" / "2026-12-04_08-00-00")
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: claim_unique_dir(base), range(16)))
+    assert len(set(claimed)) == 16
+    assert base in claimed and f"{base}_2" in claimed and f"{base}_16" in claimed
+
+
+def test_a_sweep_resolves_one_claimed_folder_for_every_job(tmp_path):
+    """Hydra recomposes each job's config and copies the master's resolver cache into it (as here)."""
+    register_resolvers()
+    base = tmp_path / "multiruns" / "t"
+    base.mkdir(parents=True)  # another sweep started in the same second
+    node = {"dir": "${unique_dir:" + str(base) + "}"}
+    master = OmegaConf.create(node)
+    assert master.dir == f"{base}_2"
+    job = OmegaConf.create(node)
+    OmegaConf.copy_cache(from_config=master, to_config=job)
+    assert job.dir == f"{base}_2"
+    assert sorted(p.name for p in base.parent.iterdir()) == ["t", "t_2"]
