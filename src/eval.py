@@ -8,7 +8,6 @@ command line to evaluate on other data or under another protocol.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import torch
 from omegaconf import DictConfig
 
 from src.run.from_checkpoint import load_run, overridden_groups
-from src.utils.errors import UserError
-from src.utils.instantiate import build, build_loggers, build_model, resolve_trainer_precision
+from src.utils.errors import exit_on_user_error
+from src.utils.instantiate import build, build_loggers, build_model, prepare_trainer_config
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
 from src.utils.run_dir import register_resolvers
@@ -42,7 +41,7 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     if state is not None:
         model.load_state_dict(state, strict=True)
     loggers = build_loggers(cfg.get("logger"))
-    resolve_trainer_precision(cfg)  # "auto" never reaches Lightning
+    prepare_trainer_config(cfg)  # "auto" never reaches Lightning
     trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
     trainer.test(model, datamodule=datamodule, verbose=False)
     record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips,
@@ -60,15 +59,12 @@ register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run 
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     # released weights can hold denormal floats (Zero-DCE's do), which slow CPU convolutions ~50x;
     # flushing them to zero changes outputs by < 1e-30
     torch.set_flush_denormal(True)
-    try:
-        evaluate(cfg, overridden_groups())
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    evaluate(cfg, overridden_groups())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from src.inference.config import InferenceConfig
 from src.inference.image_file import IMAGE_SUFFIXES, read_user_image, write_user_image
 from src.inference.tiling import infer
 from src.run.from_checkpoint import load_run, overridden_groups
-from src.utils.errors import ConfigError, UserError
+from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.instantiate import build, build_model
 from src.utils.run_dir import register_resolvers
 
@@ -182,15 +182,12 @@ register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run 
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="restore")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     # released weights can hold denormal floats (Zero-DCE's do), which slow CPU convolutions ~50x;
     # flushing them to zero changes outputs by < 1e-30
     torch.set_flush_denormal(True)
-    try:
-        report = restore(cfg, overridden_groups())
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    report = restore(cfg, overridden_groups())
     if report.skipped and not report.restored:
         sys.exit(1)
 

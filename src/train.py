@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,16 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.layouts import DataNotFoundError
+from src.models.checkpoint import check_weights_file
 from src.run.from_checkpoint import run_config
+from src.utils.errors import MissingFileError, exit_on_user_error
 from src.utils.instantiate import (
     ConfigError,
     build,
     build_callbacks,
     build_loggers,
     build_model,
-    resolve_trainer_precision,
+    prepare_trainer_config,
 )
 from src.utils.report import write_reports
 from src.utils.results import print_table, to_record, write_json
@@ -41,6 +41,13 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test; returns the logged metrics and the test record (also written as metrics.json)."""
+    if cfg.get("ckpt_path"):  # before anything is built: a wrong path fails in a second, not after the setup
+        try:
+            check_weights_file(cfg.ckpt_path, "ckpt_path", torch_zip=True)
+        except MissingFileError as err:
+            raise MissingFileError(
+                f"{err} (runs keep theirs in {cfg.paths.log_dir}/<task>/runs/<time>/checkpoints/)"
+            ) from None
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
@@ -53,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = build_loggers(cfg.get("logger"))
     if not loggers:  # Lightning refuses a learning-rate monitor without a logger to write to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    log.info("trainer.precision: %s", resolve_trainer_precision(cfg))  # "auto" never reaches Lightning
+    log.info("trainer.precision: %s", prepare_trainer_config(cfg))  # "auto" never reaches Lightning
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
     for lg in loggers:
@@ -99,14 +106,10 @@ register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run 
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
-    try:
-        result = train(cfg)
-    except (DataNotFoundError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    return optimized_metric(cfg, result["metrics"])
+    return optimized_metric(cfg, train(cfg)["metrics"])
 
 
 if __name__ == "__main__":

@@ -197,13 +197,13 @@ def benchmark_datamodule(
                         train_sigmas, patch_size, train_crop_multiple, seed)
     test = _test_sets([r for r in reports if r.split == "test"], noise_protocol, noise_order, noise_seed, crop_multiple)
     mix_weights = _mix_weights(mix, {f: len(d) for f, d in train.items()}, weights, temperature)
-    batch_size = int(loader_options.get("batch_size", 8))
-    if mix == "airnet" and train and batch_size % len(train):
-        raise ValueError(f"data.mix=airnet needs data.batch_size ({batch_size}) to be a multiple of the "
-                         f"{len(train)} families {list(train)}")
     val = {b: _subset(ds, val_images) for b, ds in test.items()}
-    return BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
-                               samples_per_epoch=samples_per_epoch, seed=seed, name=name, **loader_options)
+    datamodule = BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
+                                     samples_per_epoch=samples_per_epoch, seed=seed, name=name, **loader_options)
+    if mix == "airnet" and train and datamodule.batch_size % len(train):
+        raise ValueError(f"data.mix=airnet needs data.batch_size ({datamodule.batch_size}) to be a multiple of "
+                         f"the {len(train)} families {list(train)}")
+    return datamodule
 
 
 def folder_datamodule(root: str | Path, **options: Any) -> RestorationDataModule:

@@ -15,6 +15,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from src.data.loader import ResumableLoader
 from src.data.sampler import MixSampler
+from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,13 @@ def _flag(value: bool | str, key: str) -> bool | str:
     if value == AUTO or isinstance(value, bool):
         return value
     raise ValueError(f"data.{key} must be 'auto', true or false, got {value!r}")
+
+
+def _count(value: Any, key: str, minimum: int = 1) -> int:
+    """``value`` as a whole number of at least ``minimum``, else a ConfigError naming ``data.<key>``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"data.{key}={value!r}: expected a whole number >= {minimum}")
+    return value
 
 
 class _KeyedConcat(ConcatDataset):
@@ -80,10 +88,10 @@ class RestorationDataModule(L.LightningDataModule):
             )
         self.weights = {f: float((weights or {}).get(f, 1.0)) for f in self.train_sets}
         self.mix = mix
-        self.samples_per_epoch = samples_per_epoch
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
+        self.samples_per_epoch = None if samples_per_epoch is None else _count(samples_per_epoch, "samples_per_epoch")
+        self.batch_size = _count(batch_size, "batch_size")
+        self.eval_batch_size = _count(eval_batch_size, "eval_batch_size")
+        self.num_workers = _count(num_workers, "num_workers", minimum=0)
         self._pin_memory = _flag(pin_memory, "pin_memory")
         self.persistent_workers = _flag(persistent_workers, "persistent_workers") in (True, AUTO) and num_workers > 0
         self.seed = seed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
-from src.utils.errors import UserError
+from src.utils.errors import MissingFileError, UserError
 
 #: keys under which training frameworks store the weights, in the order we look for them:
 #: Lightning (``state_dict``), BasicSR/KAIR (``params_ema`` preferred over ``params``), others (``model``).
@@ -33,7 +34,29 @@ class UnsafeCheckpointError(UnusableCheckpointError):
     """The file is a full pickle that imports code when loaded, not a weights-only checkpoint."""
 
 
-def load_weights_file(path: str | Path, what: str = "weights file") -> object:
+def check_weights_file(path: str | Path, what: str = "weights file", torch_zip: bool = False) -> int:
+    """Cheap checks before any loading (no file is read whole); returns the size in bytes.
+
+    ``torch_zip``: the file must be in ``torch.save``'s zip format, as every Lightning checkpoint is; a truncated
+    one lacks the zip directory at its end, so this finds an interrupted copy in microseconds.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{what}={path}: no such file")
+    if not path.is_file():
+        raise UnusableCheckpointError(f"{what}={path} is a folder, not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise UnusableCheckpointError(f"{what}={path} is empty (0 bytes): probably an interrupted copy or write")
+    if torch_zip and not zipfile.is_zipfile(path):
+        raise UnusableCheckpointError(
+            f"{what}={path} ({size:,} bytes) is not a complete checkpoint (no zip directory at its end): "
+            "probably truncated by an interrupted copy or download"
+        )
+    return size
+
+
+def load_weights_file(path: str | Path, what: str = "model.pretrained") -> object:
     """The content of a ``.ckpt``/``.pth``/``.pt`` (weights only) or ``.safetensors`` file, on CPU.
 
     Every way a file can be unusable (absent, a folder, zero bytes, truncated, another format, a pickle that
@@ -41,13 +64,7 @@ def load_weights_file(path: str | Path, what: str = "weights file") -> object:
     ``EOFError`` or a zip-reader message.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path}: no such file")
-    if not path.is_file():
-        raise UnusableCheckpointError(f"{what} {path} is a folder, not a file")
-    size = path.stat().st_size
-    if size == 0:
-        raise UnusableCheckpointError(f"{what} {path} is empty (0 bytes): probably an interrupted copy or write")
+    size = check_weights_file(path, what)
     try:
         if path.suffix == ".safetensors":
             return load_file(path, device="cpu")
@@ -62,7 +79,7 @@ def load_weights_file(path: str | Path, what: str = "weights file") -> object:
     except (OSError, EOFError, RuntimeError, ValueError, SafetensorError) as err:
         reason = str(err).split(". ", 1)[0] or type(err).__name__
         raise UnusableCheckpointError(
-            f"{what} {path} ({size:,} bytes) cannot be read: {reason}. Is it truncated (an interrupted copy or "
+            f"{what}={path} ({size:,} bytes) cannot be read: {reason}. Is it truncated (an interrupted copy or "
             "download) or in another format?"
         ) from None
 

@@ -23,6 +23,7 @@ from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 from src.models.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from src.models.speed import FP32, SpeedSettings, check_options, eager, prepare_input, prepare_network, resolve
+from src.utils.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,16 @@ warnings.filterwarnings("ignore", message=r".*It is recommended to use `self\.lo
 #: image-quality quantities reported per benchmark, for the restored output and the degraded input; a protocol
 #: with ``lpips`` set adds "lpips" (``MetricProtocol.quantities`` is what the meters follow)
 QUANTITIES = ("psnr", "ssim")
+
+
+def _checked_optimizer(factory: Callable[..., torch.optim.Optimizer]) -> Callable[..., torch.optim.Optimizer]:
+    """The optimiser's numeric settings are checked when the model is built, not at the first step of ``fit``."""
+    for key, value in (getattr(factory, "keywords", None) or {}).items():
+        if key not in ("lr", "weight_decay", "eps", "momentum"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"model.optimizer.{key}={value!r}: expected a number >= 0")
+    return factory
 
 
 class RestorationModule(L.LightningModule):
@@ -73,7 +84,7 @@ class RestorationModule(L.LightningModule):
         self.net = backbone
         self.head = head(feature_info=backbone.feature_info) if head is not None else None
         self.loss = loss
-        self.optimizer_factory = optimizer
+        self.optimizer_factory = _checked_optimizer(optimizer)
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.protocol = metrics
@@ -170,7 +181,7 @@ class RestorationModule(L.LightningModule):
             batch["lq"] = prepare_input(batch["lq"], self.speed)
         total, terms = self.training_loss(batch["lq"], batch.get("gt"))
         if self._check_finite_now() and not torch.isfinite(total):
-            raise FloatingPointError(
+            raise DivergedError(
                 f"training loss is {total.item()} at step {self.global_step} (families {set(batch['family'])}; "
                 "checked at the first step and every trainer.log_every_n_steps); "
                 "lower model.optimizer.lr or check the data"

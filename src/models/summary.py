@@ -10,12 +10,13 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
 from src.models.profile import count_flops, count_parameters
+from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.instantiate import build, is_empty
 from src.utils.run_dir import register_resolvers
 
@@ -51,6 +52,15 @@ def summarise(model_cfg: DictConfig, resolution: tuple[int, int] = (256, 256)) -
     }
 
 
+def parse_resolution(value: Any) -> tuple[int, int]:
+    """``resolution=[H,W]`` (or one number for a square) as two whole numbers >= 1, else a ConfigError."""
+    values = list(value) if isinstance(value, list | tuple | ListConfig) else [value, value]
+    if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ConfigError(f"resolution={OmegaConf.to_container(value) if isinstance(value, ListConfig) else value!r}: "
+                          "expected [H,W], two whole numbers >= 1 (e.g. resolution=[256,256])")
+    return values[0], values[1]
+
+
 def render(info: dict[str, Any], name: str) -> Table:
     table = Table(title=f"model={name}", show_header=False)
     table.add_row("backbone / head", f"{info['backbone']} / {info['head']}")
@@ -68,11 +78,12 @@ register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run 
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="summary")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     name = HydraConfig.get().runtime.choices.get("model", "?")
-    info = summarise(cfg.model, tuple(OmegaConf.to_container(cfg.resolution)))
+    info = summarise(cfg.model, parse_resolution(cfg.resolution))
     Console(width=120).print(render(info, name))
 
 

@@ -72,6 +72,39 @@ def resolve_trainer_precision(cfg: DictConfig) -> str:
     return precision
 
 
+def check_trainer_devices(cfg: DictConfig) -> None:
+    """``trainer.devices`` against this machine: more GPUs than it has is refused; more CPU processes than cores
+    is allowed (two processes on one core still test DDP) but said, since each process then shares a core."""
+    import os
+
+    import torch
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from src.models.speed import accelerator_device
+
+    trainer = cfg.get("trainer")
+    devices = trainer.get("devices") if trainer is not None else None
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        return  # "auto", -1 or a list of device indices: Lightning resolves and checks those itself
+    if accelerator_device(trainer.get("accelerator")) == "cuda":
+        available = torch.cuda.device_count()
+        if devices > available:
+            fix = f"trainer.devices={available}, or trainer=cpu" if available else "trainer=cpu"
+            raise ConfigError(f"trainer.devices={devices} asks for {devices} GPU(s) (trainer.accelerator="
+                              f"{trainer.get('accelerator')}); this machine has {available}: set {fix}")
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if devices > cores and rank_zero_only.rank == 0:  # DDP workers re-run this: say it once
+        log.warning("trainer.devices=%d starts %d CPU processes on %d core(s): they share cores, so this only "
+                    "suits testing the multi-process path, not training speed", devices, devices, cores)
+
+
+def prepare_trainer_config(cfg: DictConfig) -> str:
+    """Check ``trainer.devices`` and resolve ``trainer.precision: auto``, once, before the Trainer is built."""
+    check_trainer_devices(cfg)
+    return resolve_trainer_precision(cfg)
+
+
 def build_group(cfg: DictConfig | None, group: str) -> list[Any]:
     """One object per non-empty entry of a dict-of-objects group (``callbacks``, ``logger``).
 
