@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -18,10 +17,9 @@ import torch
 from omegaconf import DictConfig
 
 from src.run.from_checkpoint import load_run, overridden_groups
+from src.run.test_table import report_test
 from src.utils.errors import exit_on_user_error
 from src.utils.instantiate import build, build_loggers, build_model, prepare_trainer_config
-from src.utils.report import write_reports
-from src.utils.results import print_table, to_record, write_json
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -44,15 +42,8 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     prepare_trainer_config(cfg)  # "auto" never reaches Lightning
     trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
     trainer.test(model, datamodule=datamodule, verbose=False)
-    record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips,
-                       checkpoint=cfg.get("ckpt_path"), pretrained=cfg.model.get("pretrained"),
-                       data=cfg.data.get("name", ""))
-    if trainer.is_global_zero:
-        path = write_json(record, Path(cfg.paths.output_dir) / "metrics.json")
-        print_table(record, title="evaluation", description=model.protocol.summary)
-        write_reports(record, cfg.paths.output_dir, loggers=loggers, description=model.protocol.summary)
-        log.info("test table written to %s", path)
-    return record
+    return report_test(trainer, model, cfg, loggers, title="evaluation", checkpoint=cfg.get("ckpt_path"),
+                       pretrained=cfg.model.get("pretrained"))
 
 
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs

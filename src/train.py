@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -17,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import check_weights_file
 from src.run.from_checkpoint import run_config
+from src.run.test_table import report_test
 from src.utils.errors import MissingFileError, exit_on_user_error
 from src.utils.instantiate import (
     ConfigError,
@@ -26,8 +26,6 @@ from src.utils.instantiate import (
     build_model,
     prepare_trainer_config,
 )
-from src.utils.report import write_reports
-from src.utils.results import print_table, to_record, write_json
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 f"{err} (runs keep theirs in {cfg.paths.log_dir}/<task>/runs/<time>/checkpoints/)"
             ) from None
     L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
 
     log.info("building data <%s>", cfg.data.get("_target_"))
     datamodule = build(cfg.data, "data")
@@ -81,13 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # (Lightning's ckpt_path= route would let the EMA callback swap the raw weights back in)
             model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
         trainer.test(model, datamodule=datamodule, verbose=False)
-        record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips, checkpoint=best,
-                           data=cfg.data.get("name", ""))
-        if trainer.is_global_zero:
-            path = write_json(record, output_dir / "metrics.json")
-            print_table(record, description=model.protocol.summary)
-            write_reports(record, output_dir, loggers=loggers, description=model.protocol.summary)
-            log.info("test table written to %s", path)
+        record = report_test(trainer, model, cfg, loggers, checkpoint=best)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return {"metrics": metrics, "record": record, "trainer": trainer, "model": model}
 

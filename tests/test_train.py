@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 import time
@@ -151,3 +153,53 @@ def test_zero_dce_trains_without_ground_truth_losses(tiny_cfg):
     out = train(tiny_cfg("model=zero_dce", "data.families=[lowlight]", "test=false", "model/scheduler=none"))
     assert math.isfinite(out["metrics"]["train/loss"])
     assert {"train/exposure", "train/illumination"} <= set(out["metrics"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=-1", "data.batch_size=-1: expected a whole number >= 1"),
+        ("data.batch_size=abc", "data.batch_size='abc': expected a whole number >= 1"),
+        ("data.num_workers=-2", "data.num_workers=-2: expected a whole number >= 0"),
+        ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1: expected a number >= 0"),
+        ("model.optimizer.lr=abc", "model.optimizer.lr='abc': expected a number >= 0"),
+    ],
+)
+def test_bad_numbers_are_refused_when_built_naming_the_key(tiny_cfg, override, message):
+    from src.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(tiny_cfg(override))
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"), (b"", "is empty (0 bytes)"), (b"PK\x03\x04 cut", "is not a complete checkpoint")])
+def test_a_bad_resume_checkpoint_fails_before_anything_is_built(tiny_cfg, tmp_path, monkeypatch, content, message):
+    from src.utils.errors import UserError
+
+    ckpt = tmp_path / "last.ckpt"
+    if content is not None:
+        ckpt.write_bytes(content)
+    monkeypatch.setattr("src.train.build", lambda *a, **k: pytest.fail("built something before checking ckpt_path"))
+    with pytest.raises(UserError, match=rf"ckpt_path={re.escape(str(ckpt))}.*{re.escape(message)}"):
+        train(tiny_cfg(f"ckpt_path={ckpt}"))
+
+
+def test_a_diverging_run_stops_with_one_clear_line(tiny_cfg):
+    from src.utils.errors import DivergedError
+
+    with pytest.raises(DivergedError, match=r"training loss is (nan|inf) at step \d+"):
+        train(tiny_cfg("model.optimizer.lr=1e30", "trainer.log_every_n_steps=1", "trainer.max_epochs=3",
+                       "model/scheduler=none"))
+
+
+def test_more_gpus_than_the_machine_has_are_refused_and_cpu_oversubscription_is_said(tiny_cfg, caplog):
+    from src.utils.errors import ConfigError
+    from src.utils.instantiate import check_trainer_devices
+
+    gpus = torch.cuda.device_count()
+    with pytest.raises(ConfigError, match=rf"trainer.devices={gpus + 1} asks for {gpus + 1} GPU\(s\)"):
+        check_trainer_devices(tiny_cfg("trainer=gpu", f"trainer.devices={gpus + 1}"))
+    cores = len(os.sched_getaffinity(0))
+    check_trainer_devices(tiny_cfg(f"trainer.devices={cores + 2}"))
+    assert f"trainer.devices={cores + 2} starts {cores + 2} CPU processes on {cores} core(s)" in caplog.text

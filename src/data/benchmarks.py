@@ -171,6 +171,7 @@ def benchmark_datamodule(
     temperature: float | None = None,
     samples_per_epoch: int | None = None,
     check: str = "pairs",
+    test_check: str = "decode",
     strict_counts: bool = False,
     val_images: int | None = None,
     seed: int = 0,
@@ -179,15 +180,17 @@ def benchmark_datamodule(
 ) -> BenchmarkDataModule:
     """Locate and scan the folders of ``families``, then build the training mix and one test set per benchmark.
 
-    ``check`` is the scan level at start (``pairs``: list and pair, no file opened; ``sizes``; ``decode``);
+    ``check`` is the scan level at start (``pairs``: list and pair, no file opened; ``sizes``; ``decode``) of the
+    training sets, ``test_check`` that of the test sets (``decode`` by default: an unreadable test image stops
+    the run before it trains or evaluates, with the list of bad files, not at the first validation);
     a problem stops the run with the scan's report, as does a count unlike a correct download when
     ``strict_counts``. ``val_images`` limits validation to that many evenly spaced images per benchmark.
     """
     families = list(families)
     root_path, layout = locate(root, families, setting, layout, list(splits))
     reports = scan(root_path, layout, families, check, test_sigmas, patch_size, train_crop_multiple, crop_multiple,
-                   splits)
-    report = format_report(reports, root_path, layout, setting, check)
+                   splits, test_level=test_check)
+    report = format_report(reports, root_path, layout, setting, check, test_check)
     if failed(reports, counts=strict_counts):
         raise DataCheckError(f"{report}\nFix the data (python -m src.data.check data={name or setting} "
                              f"data.root={root_path} --level decode gives the full report) and run again.")

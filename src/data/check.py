@@ -87,6 +87,13 @@ def _list(root: Path, report: SetReport) -> tuple[list[Path], list[Path]]:
     return degraded, clean
 
 
+def _check_empty(root: Path, report: SetReport, files: list[Path]) -> None:
+    """Zero-byte files (an interrupted copy): found from the directory entries alone, so at every level."""
+    empty = [p for p in files if p.stat().st_size == 0]
+    if empty:
+        report.errors.append(f"{len(empty)} empty file(s) (0 bytes): {_files(root, empty)}")
+
+
 def _pair(root: Path, report: SetReport, degraded: list[Path], clean: list[Path]) -> None:
     s = report.image_set
     pairing = pair_files(degraded, clean, s.rule)
@@ -124,12 +131,18 @@ def _check_sizes(root: Path, report: SetReport, min_side: int, multiple: int, wo
                              f"multiple of {m}: {_files(root, small)}")
 
 
+def undecodable(files: list[Path], workers: int = 4) -> dict[Path, Exception]:
+    """The files of ``files`` that fail to decode (empty, truncated, not an image), with the error of each."""
+    decoded = _parallel(lambda p: read_rgb8(p).shape, files, workers)
+    return {p: result for p, result in decoded.items() if isinstance(result, Exception)}
+
+
 def _check_decode(root: Path, report: SetReport, workers: int) -> None:
     files = sorted({p for pair in report.pairs for p in pair} | set(report.clean))
-    decoded = _parallel(lambda p: read_rgb8(p).shape, files, workers)
-    bad = [p for p in files if isinstance(decoded[p], Exception)]
+    bad = undecodable(files, workers)
     if bad:
-        report.errors.append(f"{len(bad)} image(s) fail to decode: {_files(root, bad)} ({decoded[bad[0]]})")
+        first = next(iter(bad.values()))
+        report.errors.append(f"{len(bad)} image(s) fail to decode: {_files(root, list(bad))} ({first})")
 
 
 def scan(
@@ -143,24 +156,32 @@ def scan(
     crop_multiple: int = 16,
     splits: Iterable[str] = SPLITS,
     workers: int = 4,
+    test_level: str | None = None,
 ) -> list[SetReport]:
-    """Scan every set of ``families`` (folders must exist: see :func:`src.data.layouts.locate`)."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown check level {level!r}; expected one of {LEVELS}")
+    """Scan every set of ``families`` (folders must exist: see :func:`src.data.layouts.locate`).
+
+    ``level`` applies to the training sets and, unless ``test_level`` is given, to the test sets.
+    """
+    test_level = level if test_level is None else test_level
+    for name in (level, test_level):
+        if name not in LEVELS:
+            raise ValueError(f"unknown check level {name!r}; expected one of {LEVELS}")
     reports = []
     for split, family, image_set in sets_of(layout, families, tuple(splits)):
-        names = benchmarks_of(image_set, tuple(test_sigmas)) if split == "test" else [family]
+        train = split == "train"
+        depth = level if train else test_level
+        names = [family] if train else benchmarks_of(image_set, tuple(test_sigmas))
         report = SetReport(split, family, image_set, names)
         degraded, clean = _list(root, report)
+        _check_empty(root, report, degraded + clean)
         if image_set.paired:
             _pair(root, report, degraded, clean)
         else:
             report.clean = clean
-        if level in ("sizes", "decode"):
-            train = split == "train"
+        if depth in ("sizes", "decode"):
             _check_sizes(root, report, patch_size if train else 1, train_crop_multiple if train else crop_multiple,
                          workers)
-        if level == "decode":
+        if depth == "decode":
             _check_decode(root, report, workers)
         reports.append(report)
     return reports
@@ -171,9 +192,11 @@ def failed(reports: list[SetReport], counts: bool = True) -> bool:
     return any(r.errors or (counts and not r.count_ok) for r in reports)
 
 
-def format_report(reports: list[SetReport], root: Path, layout: str, setting: str, level: str) -> str:
+def format_report(reports: list[SetReport], root: Path, layout: str, setting: str, level: str,
+                  test_level: str | None = None) -> str:
     """The table (one row per set) and the problems, for people."""
-    lines = [f"data={setting}: data.root={root} (layout {layout!r}, check level {level!r})"]
+    levels = repr(level) if test_level in (None, level) else f"{level!r}, test sets {test_level!r}"
+    lines = [f"data={setting}: data.root={root} (layout {layout!r}, check level {levels})"]
     rows = [("split", "set", "family", "benchmarks", "found", "expected", "status")]
     for r in reports:
         expected = "?" if r.image_set.expected is None else str(r.image_set.expected)

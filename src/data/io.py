@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src.utils.errors import ImageReadError
+
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode ``path`` to HxWx3 float32 in [0, 1].
@@ -21,7 +23,7 @@ def read_image(path: str | Path) -> np.ndarray:
             img.load()
             array = np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
     if array.dtype == np.uint16 or array.dtype == np.int32:
         scaled = array.astype(np.float32) / 65535.0
     elif array.dtype == bool:

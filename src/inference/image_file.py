@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from src.utils.atomic import write_atomic, write_bytes_atomic
+from src.utils.errors import ImageReadError
 
 #: file suffixes read as images (case-insensitive)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -115,7 +116,7 @@ def read_user_image(path: str | Path) -> UserImage:
                 icc = None  # a CMYK/Lab profile does not describe the RGB pixels we write
             pixels = _pixels(img, path, deep_colour)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image {path} has unsupported pixel type {pixels.dtype}")
     if _EXIF_ORIENTATION in exif:

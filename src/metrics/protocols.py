@@ -54,6 +54,14 @@ class MetricProtocol(ABC):
         return ("psnr", "ssim", "lpips") if self.lpips is not None else ("psnr", "ssim")
 
     @property
+    def min_side(self) -> int:
+        """The smallest image side the protocol can score (its SSIM window, plus any border it crops)."""
+        return self._window().numel()
+
+    def _window(self) -> Tensor:
+        return gaussian_window(1.5)
+
+    @property
     def summary(self) -> str:
         """The description for table captions: mentions LPIPS and its network when on."""
         return f"{self.description}; {lpips_note(self.lpips)}" if self.lpips is not None else self.description
@@ -84,11 +92,14 @@ class FloatProtocol(MetricProtocol):
     use_sample_covariance: bool = True
     options: ClassVar[tuple[str, ...]] = ("use_sample_covariance", "lpips")
 
+    def _window(self) -> Tensor:
+        return gaussian_window(1.5) if self.gaussian_weights else uniform_window(7)
+
     def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         check_pair(pred, target)
         x = pred.detach().double().clamp(0.0, 1.0)
         y = target.detach().double().clamp(0.0, 1.0)
-        window = gaussian_window(1.5) if self.gaussian_weights else uniform_window(7)
+        window = self._window()
         return {
             "psnr": psnr(x, y, data_range=1.0),
             "ssim": ssim(x, y, window, data_range=1.0, sample_covariance=self.use_sample_covariance),
@@ -114,6 +125,10 @@ class YChannelProtocol(MetricProtocol):
         if self.crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
         super().__post_init__()
+
+    @property
+    def min_side(self) -> int:
+        return super().min_side + 2 * self.crop_border
 
     def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         check_pair(pred, target)

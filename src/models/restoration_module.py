@@ -92,6 +92,9 @@ class RestorationModule(L.LightningModule):
         self.meters = nn.ModuleDict()
         #: per-benchmark test results of the last ``trainer.test`` (input and restored), for metrics.json
         self.test_results: dict[str, dict[str, float]] = {}
+        #: images of the last ``trainer.test`` left out of the means: benchmark -> image name -> why
+        self.test_skipped: dict[str, dict[str, str]] = {}
+        self._skipped: dict[str, dict[str, str]] = {}
         #: the composed run config (model/data/metrics), stored in checkpoints so eval can rebuild the run
         self.run_config: dict[str, Any] | None = None
         self.speed_options = check_options(speed)
@@ -244,15 +247,24 @@ class RestorationModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset_meters("test")
+        self._skipped = {}
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
         lq, gt = batch["lq"], batch["gt"]
-        pred = self(lq).float()
-        if self.clip_output:
-            pred = pred.clamp(0.0, 1.0)
         benchmark = batch["benchmark"][0]
         if any(b != benchmark for b in batch["benchmark"]):
             raise ValueError(f"an evaluation batch mixes benchmarks {set(batch['benchmark'])}")
+        height, width = gt.shape[-2:]
+        if min(height, width) < self.protocol.min_side:  # scored, it would fail the whole run; left out, named
+            reason = (f"{width}x{height} is smaller than the {self.protocol.min_side}-pixel SSIM window of "
+                      f"metrics={self.protocol.name}")
+            for name in batch["name"]:
+                log.warning("%s/%s: skipped, %s", benchmark, name, reason)
+                self._skipped.setdefault(benchmark, {})[name] = reason
+            return
+        pred = self(lq).float()
+        if self.clip_output:
+            pred = pred.clamp(0.0, 1.0)
         restored = self.protocol.per_image(pred, gt.float())
         degraded = self.protocol.per_image(lq.float(), gt.float())
         for q in self.protocol.quantities:
@@ -287,6 +299,7 @@ class RestorationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._summarise("test")
+        self.test_skipped = self._skipped
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -63,3 +63,11 @@ def exit_on_user_error(main: Callable[P, R]) -> Callable[P, R]:
             sys.exit(2)
 
     return run
+
+
+class DataError(UserError, ValueError):
+    """A data file or pair is unusable (unreadable, empty, sizes that differ); the message names the files."""
+
+
+class ImageReadError(DataError):
+    """An image file cannot be decoded; the message names the file and the decoder's reason."""

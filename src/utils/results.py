@@ -40,6 +40,8 @@ def to_record(
     it the document is exactly what it was before LPIPS existed.
     """
     head = {"protocol": protocol} if lpips is None else {"protocol": protocol, "lpips": lpips}
+    if not extra.get("skipped"):
+        extra.pop("skipped", None)  # only where images were left out: other records stay as they were
     return {**head, **extra, "benchmarks": results, "average": average(results)}
 
 
@@ -91,4 +93,8 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
 
 
 def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
-    Console(width=160 if has_lpips(record["benchmarks"]) else 120).print(render_table(record, title, description))
+    console = Console(width=160 if has_lpips(record["benchmarks"]) else 120)
+    console.print(render_table(record, title, description))
+    for benchmark, images in record.get("skipped", {}).items():
+        console.print(f"{benchmark}: {len(images)} image(s) left out of the means: "
+                      + "; ".join(f"{name} ({why})" for name, why in images.items()))

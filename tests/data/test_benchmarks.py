@@ -188,3 +188,35 @@ def test_folder_setting_degrades_your_own_clean_images(tmp_path):
     dm = build(cfg.data, "data")
     assert dm.families == ["noise", "jpeg"] and dm.test_benchmarks == ["folder_noise", "folder_jpeg"]
     assert dm.train_sets["jpeg"][(0, 1)]["lq"].shape == (3, 32, 32)
+
+
+def test_an_empty_training_file_stops_the_run_at_the_cheap_start_check(tmp_path):
+    root = write_layout(tmp_path, "promptir", THREE)
+    (root / "Train/Derain/rainy/rain-1.png").write_bytes(b"")
+    with pytest.raises(DataCheckError, match=r"1 empty file\(s\) \(0 bytes\): Train/Derain/rainy/rain-1\.png"):
+        _dm(root)  # check=pairs: no file is opened, the directory entry says it is empty
+
+
+def test_an_unreadable_test_image_is_refused_up_front_with_the_list(tmp_path):
+    """The test sets are decoded at start (test_check=decode): eval or training stops before any step, naming
+    every bad file, rather than at the first bad image mid-run."""
+    root = write_layout(tmp_path, "promptir", THREE)
+    for name in ("rain-0.png", "rain-1.png"):
+        path = root / "test/derain/Rain100L/input" / name
+        path.write_bytes(path.read_bytes()[:200])  # truncated: the header still reads
+    _dm(root, test_check="sizes")  # headers alone do not find it
+    with pytest.raises(DataCheckError, match=r"2 image\(s\) fail to decode: .*rain-0\.png, .*rain-1\.png"):
+        _dm(root)
+
+
+def test_a_size_mismatched_training_pair_is_one_line_naming_both_files(tmp_path):
+    from src.utils.errors import DataError, user_message
+
+    root = write_layout(tmp_path, "promptir", ["rain"])
+    write_image(root / "Train/Derain/gt/norain-1.png", (40, 64))
+    dm = _dm(root, ["rain"], "derain")  # the cheap check does not open files; the sample names the pair
+    dataset = dm.train_sets["rain"]
+    with pytest.raises(DataError, match="paired images differ in size: .*rain-1.png .*norain-1.png") as err:
+        for i in range(len(dataset)):
+            dataset[i]
+    assert "\n" not in user_message(err.value)

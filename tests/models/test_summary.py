@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from src.models.summary import summarise
 from tests.conftest import ROOT, compose
 
@@ -24,3 +26,18 @@ def test_summary_command_prints_the_paper_count():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "26.13M" in proc.stdout and "FLOPs at 256x256" in proc.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", [64, "x"], -3, [0, 64], [64, 64, 64], True])
+def test_a_resolution_that_is_not_two_positive_numbers_is_one_clear_line(value):
+    from src.models.summary import parse_resolution
+    from src.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"resolution=.*: expected \[H,W\], two whole numbers >= 1"):
+        parse_resolution(value)
+
+
+def test_one_number_is_a_square_resolution():
+    from src.models.summary import parse_resolution
+
+    assert parse_resolution(48) == (48, 48) and parse_resolution([32, 40]) == (32, 40)

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from src.data.check import undecodable
 from src.data.datamodule import RestorationDataModule
 from src.data.datasets.paired import _scale16, list_images, read_rgb8, to_unit
+from src.data.layouts import DataCheckError
 from src.data.transforms import center_crop_to_multiple, to_tensor
+from src.utils.errors import ImageReadError
 
 CHANNELS = (1, 3)
 
@@ -45,7 +48,7 @@ def read_gray8(path: str | Path) -> np.ndarray:
             if img.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grayscale
                 return _scale16(np.asarray(img))[..., None]
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
     import cv2
 
     return cv2.cvtColor(read_rgb8(path), cv2.COLOR_RGB2GRAY)[..., None]
@@ -121,6 +124,10 @@ def noisy_folder_sets(
     paths = list_images(root, ["."], recursive=recursive)[:limit]
     if not paths:
         raise FileNotFoundError(f"data.root={root} holds no images")
+    bad = undecodable(paths)
+    if bad:  # refused up front, listed, rather than stopping at the first one mid-evaluation
+        listed = "\n".join(f"  {p}: {err}" for p, err in bad.items())
+        raise DataCheckError(f"data.root={root}: {len(bad)} of {len(paths)} image(s) cannot be read:\n{listed}")
     return {
         benchmark_name(name, s): NoisyFolder(paths, s, benchmark_name(name, s), channels, seed, crop_multiple)
         for s in sigmas

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from src.data.datasets.sources import IMAGE_SUFFIXES
 from src.data.degradations.base import rng_for
 from src.data.transforms import NON_IDENTITY_DIHEDRAL, center_crop_to_multiple, dihedral, random_crop_box, to_tensor
+from src.utils.errors import DataError, ImageReadError
 
 # ----------------------------------------------------------------------------------------------- decoding
 
@@ -58,13 +59,13 @@ def read_rgb8(path: str | Path) -> np.ndarray:
                 return np.ascontiguousarray(_scale16(raw[..., 2::-1]))
             img.load()
             if img.mode == "F":
-                raise ValueError(f"image {path} holds floating-point pixels; convert it to 8 or 16 bit")
+                raise ImageReadError(f"image {path} holds floating-point pixels; convert it to 8 or 16 bit")
             if img.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grayscale
                 gray = _scale16(np.asarray(img))
                 return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
             return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -75,7 +76,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
     return height, width
 
 
@@ -164,12 +165,12 @@ def _aligned_patch(
     shapes = {im.shape[:2] for im in images}
     if len(shapes) > 1:
         sizes = ", ".join(f"{f} ({im.shape[1]}x{im.shape[0]})" for f, im in zip(files, images))
-        raise ValueError(f"paired images differ in size: {sizes}")
+        raise DataError(f"paired images differ in size: {sizes}")
     height, width = images[0].shape[:2]
     try:
         top, left = random_crop_box(height, width, size, rng)
     except ValueError as err:
-        raise ValueError(f"{files[0]}: {err}") from err
+        raise DataError(f"{files[0]}: {err}") from err
     patches = [im[top : top + size, left : left + size] for im in images]
     if augment:
         k = int(rng.choice(NON_IDENTITY_DIHEDRAL))
@@ -308,7 +309,7 @@ class PairedImages(Dataset):
         lq = _cropped(read_rgb8(lq_path), self.crop_multiple, lq_path)
         gt = _cropped(read_rgb8(gt_path), self.crop_multiple, gt_path)
         if lq.shape != gt.shape:
-            raise ValueError(f"benchmark {self.benchmark}: {lq_path} ({lq.shape[1]}x{lq.shape[0]}) and {gt_path} "
+            raise DataError(f"benchmark {self.benchmark}: {lq_path} ({lq.shape[1]}x{lq.shape[0]}) and {gt_path} "
                              f"({gt.shape[1]}x{gt.shape[0]}) differ in size after the centre crop")
         return _sample(to_unit(lq), to_unit(gt), self.family, self.benchmark, lq_path.stem)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.io import read_image
+from src.utils.errors import DataError
 
 #: scikit-image's bundled natural photographs (all ship in the wheel; none needs a download).
 #: Train and test share no scene (both motorcycle views are train). Left out on purpose: the near-black
@@ -89,6 +90,10 @@ class FolderImages:
         self.paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in suffixes)
         if not self.paths:
             raise FileNotFoundError(f"no images ({', '.join(suffixes)}) found under {self.root}")
+        empty = [str(p) for p in self.paths if p.stat().st_size == 0]
+        if empty:  # found from the directory entries, before training starts (a corrupt file is named when read)
+            raise DataError(f"{len(empty)} empty image file(s) (0 bytes) under {self.root}: {', '.join(empty[:5])}"
+                            + (f" ... and {len(empty) - 5} more" if len(empty) > 5 else ""))
         self.names = [str(p.relative_to(self.root).with_suffix("")) for p in self.paths]
 
     def __len__(self) -> int:
