@@ -8,12 +8,14 @@ outside ``output``. Unreadable files are skipped with a warning that names them,
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ from omegaconf import DictConfig
 
 from src.inference.config import InferenceConfig
 from src.inference.image_file import IMAGE_SUFFIXES, read_user_image, write_user_image
+from src.inference.memory_budget import auto_max_pixels
 from src.inference.tiling import infer
 from src.run.from_checkpoint import load_run, overridden_groups
-from src.utils.errors import ConfigError, exit_on_user_error
+from src.utils.errors import ConfigError, WriteError, exit_on_user_error
 from src.utils.instantiate import build, build_model
 from src.utils.run_dir import register_resolvers
 
@@ -38,37 +41,68 @@ class UnsafeOutputError(ConfigError):
 
 @dataclass
 class RestoreReport:
-    """What a run did: files written, files skipped (with the reason) and non-image files ignored."""
+    """What a run did: files written, files skipped (with the reason), notes on files restored, non-images."""
 
     output: Path
     restored: list[Path] = field(default_factory=list)
     skipped: dict[Path, str] = field(default_factory=dict)
+    notes: dict[Path, str] = field(default_factory=dict)
     ignored: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+
+
+@dataclass
+class Plan:
+    """(input, output) pairs to restore, inputs that cannot be (with the reason), and files that are not images."""
+
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    unusable: dict[Path, str] = field(default_factory=dict)
+    ignored: list[Path] = field(default_factory=list)
+
+
+#: files named in the summary before "... and N more"
+SHOWN = 10
 
 
 def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _scan(folder: Path, exclude: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
-    """Image files and other files under ``folder`` (sorted), leaving out everything under ``exclude``."""
-    images, others = [], []
+def _broken_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (a loop, or a target that does not exist), or ``None``."""
+    if not path.is_symlink() or path.exists():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11-3.12 report a loop so; 3.13 raises OSError(ELOOP)
+        return "symbolic link loop"
+    except OSError as err:
+        return "symbolic link loop" if err.errno == errno.ELOOP else "symbolic link to a file that does not exist"
+    return None
+
+
+def _scan(folder: Path, exclude: Path, recursive: bool) -> Plan:
+    """Image files (as pairs without targets yet), unreadable links and other files under ``folder`` (sorted)."""
+    found = Plan()
     for root, dirs, files in os.walk(folder):  # does not follow symbolic links to folders
         root_path = Path(root)
         dirs[:] = sorted(d for d in dirs if recursive and not _within((root_path / d).resolve(), exclude))
         for name in sorted(files):
             path = root_path / name
-            (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
-    return images, others
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                found.ignored.append(path)
+            elif (broken := _broken_link(path)) is not None:
+                found.unusable[path] = broken
+            else:
+                found.pairs.append((path, path))
+    return found
 
 
-def plan(
-    source: Path, output: Path, fmt: str | None = None, recursive: bool = True
-) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Pairs (input file, output file) and the ignored files; raises :class:`UnsafeOutputError` when unsafe."""
+def plan(source: Path, output: Path, fmt: str | None = None, recursive: bool = True) -> Plan:
+    """What to restore where; raises :class:`UnsafeOutputError` when writing could touch an input."""
     if not source.exists():
-        raise FileNotFoundError(f"input={source}: no such file or folder")
+        broken = _broken_link(source)
+        raise FileNotFoundError(f"input={source}: {broken or 'no such file or folder'}")
     src, out = source.resolve(), output.resolve()
     if out.exists() and not out.is_dir():
         raise UnsafeOutputError(f"output={output} is a file; give a folder to write the restored images into")
@@ -77,17 +111,14 @@ def plan(
         raise UnsafeOutputError(f"output={output} is the input's own folder: restoring would overwrite the input")
     if _within(src, out):
         raise UnsafeOutputError(f"output={output} contains the input {source}: choose a folder outside it")
-    if src.is_file():
-        images, ignored = [source], []
-    else:
-        images, ignored = _scan(source, out, recursive)
+    found = Plan(pairs=[(source, source)]) if src.is_file() else _scan(source, out, recursive)
     suffix = None if fmt is None else "." + fmt.lower().lstrip(".")
     if suffix is not None and suffix not in IMAGE_SUFFIXES:
         raise ConfigError(f"format={fmt!r} is not one of {', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}")
-    inputs = {p.resolve() for p in images}
+    inputs = {p.resolve() for p, _ in found.pairs}
     pairs: list[tuple[Path, Path]] = []
     claimed: dict[Path, Path] = {}
-    for path in images:
+    for path, _ in found.pairs:
         relative = Path(path.name) if src.is_file() else path.relative_to(source)
         target = out / relative.with_suffix(suffix or relative.suffix)
         if not _within(target.parent.resolve(), out) or target.resolve() in inputs:
@@ -96,7 +127,18 @@ def plan(
             raise ConfigError(f"{claimed[target]} and {path} would both be written to {target}; leave format unset")
         claimed[target] = path
         pairs.append((path, target))
-    return pairs, ignored
+    found.pairs = pairs
+    return found
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file there, so a read-only output fails before the model is loaded."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise WriteError(f"output={folder} cannot be written to: {err.strerror or err}") from None
 
 
 def load_restorer(cfg: DictConfig, overridden: Iterable[str] = ()) -> Any:
@@ -118,14 +160,49 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def restore_file(model: Any, options: InferenceConfig, device: torch.device, source: Path, target: Path) -> None:
-    """Read, restore and write one image (``ValueError`` when it cannot be read)."""
+def restore_file(model: Any, options: InferenceConfig, device: torch.device, source: Path, target: Path,
+                 budget: Callable[[InferenceConfig, int, int], InferenceConfig] = lambda o, h, w: o) -> str | None:
+    """Read, restore and write one image (``ValueError`` when it cannot be read); returns a note, if any.
+
+    ``budget`` resolves ``max_pixels: auto`` when the image is large enough to need it.
+    """
     image = read_user_image(source)
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
     multiple = int(getattr(model.net, "multiple", 1))
+    options = budget(options, *x.shape[-2:])
     with torch.inference_mode():
         y = infer(model, x, multiple, options).float().clamp(0.0, 1.0)
     write_user_image(target, y[0].permute(1, 2, 0).cpu().numpy(), image)
+    if image.frames > 1:
+        return f"{image.frames} frames (animated or multi-page): restored the first frame only"
+    return None
+
+
+#: what PyTorch's CPU allocator says when the machine has no memory left for a tensor
+CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "std::bad_alloc")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's out-of-memory error, or the CPU allocator's (a plain RuntimeError naming the failed allocation)."""
+    return isinstance(err, torch.OutOfMemoryError | MemoryError) or (
+        isinstance(err, RuntimeError) and any(text in str(err) for text in CPU_OUT_OF_MEMORY)
+    )
+
+
+class MemoryBudget:
+    """Resolves ``inference.max_pixels: auto`` once, the first time an image is large enough to need it."""
+
+    def __init__(self, model: Any, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.max_pixels: int | None = None
+
+    def __call__(self, options: InferenceConfig, height: int, width: int) -> InferenceConfig:
+        if not options.needs_budget(height, width):
+            return options
+        if self.max_pixels is None:
+            multiple = int(getattr(self.model.net, "multiple", 1))
+            self.max_pixels = auto_max_pixels(self.model, self.device, multiple)
+        return replace(options, max_pixels=self.max_pixels)
 
 
 def _progress() -> Any:
@@ -137,13 +214,22 @@ def _progress() -> Any:
     )
 
 
+def _listed(paths: list[Path]) -> str:
+    names = ", ".join(str(p) for p in paths[:SHOWN])
+    return names + (f" ... and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
+
+
 def summarise(report: RestoreReport) -> str:
     lines = [f"restored {len(report.restored)} image(s) into {report.output} in {report.seconds:.1f} s"]
+    if report.notes:
+        lines.append(f"notes on {len(report.notes)} file(s):")
+        lines += [f"  {path}: {note}" for path, note in report.notes.items()]
     if report.skipped:
         lines.append(f"skipped {len(report.skipped)} file(s):")
         lines += [f"  {path}: {reason}" for path, reason in report.skipped.items()]
     if report.ignored:
-        lines.append(f"ignored {len(report.ignored)} file(s) that are not images ({', '.join(IMAGE_SUFFIXES)})")
+        lines.append(f"ignored {len(report.ignored)} file(s) that are not images ({', '.join(IMAGE_SUFFIXES)}): "
+                     f"{_listed(report.ignored)}")
     return "\n".join(lines)
 
 
@@ -151,27 +237,39 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
     """Restore ``cfg.input`` (a file or a folder) into ``cfg.output``; returns what was done."""
     if not cfg.get("input") or not cfg.get("output"):
         raise ConfigError("set input=PATH (an image or a folder) and output=DIR (a new or other folder)")
-    pairs, ignored = plan(Path(cfg.input), Path(cfg.output), cfg.get("format"), cfg.get("recursive", True))
+    todo = plan(Path(cfg.input), Path(cfg.output), cfg.get("format"), cfg.get("recursive", True))
     options: InferenceConfig = build(cfg.inference, "inference")
+    _check_writable(Path(cfg.output))
     device = pick_device(cfg.get("device", "auto"))
     model = load_restorer(cfg, overridden).to(device)
-    report = RestoreReport(output=Path(cfg.output).resolve(), ignored=ignored)
-    Path(cfg.output).mkdir(parents=True, exist_ok=True)
+    budget = MemoryBudget(model, device)
+    report = RestoreReport(output=Path(cfg.output).resolve(), ignored=todo.ignored, skipped=dict(todo.unusable))
+    for path, reason in todo.unusable.items():
+        log.warning("skipped %s: %s", path, reason)
     start = time.monotonic()
     with _progress() as progress:
-        task = progress.add_task("", total=len(pairs))
-        for source, target in pairs:
+        task = progress.add_task("", total=len(todo.pairs))
+        for source, target in todo.pairs:
             progress.update(task, description=source.name)
             try:
-                restore_file(model, options, device, source, target)
-                report.restored.append(target)
-            except (ValueError, OSError) as err:
+                note = restore_file(model, options, device, source, target, budget)
+            except WriteError:
+                raise  # a full disk or a read-only folder fails every later file too
+            except Exception as err:
+                if is_out_of_memory(err):
+                    raise ConfigError(
+                        f"out of memory restoring {source} on {device}: tile it (inference=tiled, or a lower "
+                        "inference.max_pixels)"
+                    ) from err
+                if not isinstance(err, ValueError | OSError):
+                    raise
                 log.warning("skipped %s: %s", source, err)
                 report.skipped[source] = str(err)
-            except torch.OutOfMemoryError as err:
-                raise ConfigError(
-                    f"out of memory restoring {source}: tile it (inference=tiled, or a lower inference.max_pixels)"
-                ) from err
+            else:
+                report.restored.append(target)
+                if note is not None:
+                    log.warning("%s: %s", source, note)
+                    report.notes[source] = note
             progress.advance(task)
     report.seconds = time.monotonic() - start
     print(summarise(report))

@@ -17,9 +17,11 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+import src.restore as restore_module
 from src.inference.image_file import orient, read_user_image
-from src.restore import UnsafeOutputError, restore
+from src.restore import UnsafeOutputError, restore, summarise
 from src.run.from_checkpoint import run_config
+from src.utils.errors import ConfigError, WriteError
 from src.utils.instantiate import build_model
 from tests.conftest import compose
 
@@ -213,3 +215,103 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path, weights):
     Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.bmp")
     with pytest.raises(ValueError, match="both be written"):
         run(tmp_path, tmp_path, tmp_path / "out", "format=png", ckpt=weights["ckpt"])
+
+
+def test_a_symlink_loop_and_a_dangling_link_are_skipped_by_name(tmp_path, weights):
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(pattern(16, 16, 3)).save(source / "good.png")
+    (source / "loop_a.png").symlink_to(source / "loop_b.png")
+    (source / "loop_b.png").symlink_to(source / "loop_a.png")
+    (source / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    report = run(tmp_path, source, tmp_path / "out", ckpt=weights["ckpt"])
+    assert [p.name for p in report.restored] == ["good.png"]
+    assert report.skipped == {source / "gone.jpg": "symbolic link to a file that does not exist",
+                              source / "loop_a.png": "symbolic link loop", source / "loop_b.png": "symbolic link loop"}
+    assert "loop_a.png: symbolic link loop" in summarise(report)
+
+
+def test_an_animated_image_is_restored_as_its_first_frame_and_says_so(tmp_path, weights):
+    frames = [Image.fromarray(pattern(16, 20, 3, seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    report = run(tmp_path, tmp_path / "anim.png", tmp_path / "out", ckpt=weights["ckpt"])
+    assert report.notes == {tmp_path / "anim.png": "3 frames (animated or multi-page): restored the first frame only"}
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "anim.png")), np.asarray(frames[0]))
+    assert "restored the first frame only" in summarise(report)
+
+
+def test_files_that_are_not_images_are_named(tmp_path, weights):
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(pattern(16, 16, 3)).save(source / "a.png")
+    for i in range(12):
+        (source / f"notes{i:02d}.txt").write_text("x")
+    text = summarise(run(tmp_path, source, tmp_path / "out", ckpt=weights["ckpt"]))
+    assert "ignored 12 file(s) that are not images" in text
+    assert f"{source / 'notes00.txt'}, " in text and "... and 2 more" in text
+
+
+def test_a_read_only_output_folder_fails_before_the_model_loads(tmp_path, weights, monkeypatch):
+    import errno
+    import os
+
+    Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.png")
+    output = tmp_path / "ro"
+    output.mkdir()
+    output.chmod(0o500)
+    if os.geteuid() == 0:  # root may write anywhere: refuse as the kernel would for anyone else
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+        monkeypatch.setattr("src.restore.tempfile.TemporaryFile", refuse)
+    monkeypatch.setattr("src.restore.load_restorer", lambda *a, **k: pytest.fail("loaded the model first"))
+    try:
+        with pytest.raises(WriteError, match=rf"output={output} cannot be written to: Permission denied"):
+            run(tmp_path, tmp_path / "a.png", output, ckpt=weights["ckpt"])
+    finally:
+        output.chmod(0o700)
+
+
+def test_cpu_out_of_memory_names_the_image_and_suggests_tiling(tmp_path, weights, monkeypatch):
+    Image.fromarray(pattern(8, 8, 3)).save(tmp_path / "a.png")
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 922337203685 bytes.")
+
+    monkeypatch.setattr("src.restore.infer", no_memory)
+    with pytest.raises(ConfigError, match=r"out of memory restoring .*a\.png on cpu: tile it \(inference=tiled"):
+        run(tmp_path, tmp_path / "a.png", tmp_path / "out", ckpt=weights["ckpt"])
+
+
+def test_the_automatic_tiling_threshold_follows_the_memory_available(tmp_path, weights, monkeypatch):
+    """max_pixels=auto: a 600x600 image runs whole with plenty of memory and is tiled with little."""
+    import src.inference.memory_budget as budget
+
+    Image.fromarray(pattern(600, 600, 3)).save(tmp_path / "big.png")
+    sizes = []
+    real_infer = restore_module.infer
+
+    def spy(model, x, multiple, options):
+        sizes.append(options.tile_for(*x.shape[-2:]))
+        return real_infer(model, x, multiple, options)
+
+    monkeypatch.setattr("src.restore.infer", spy)
+    monkeypatch.setattr(budget, "bytes_per_pixel", lambda *a: 4096.0)
+    for free, expected in ((64 * 2**30, None), (2**30, 512)):  # 0.5 * free / 4 KiB: 8.4M or 131k pixels
+        monkeypatch.setattr(budget, "available_bytes", lambda device, free=free: free)
+        run(tmp_path, tmp_path / "big.png", tmp_path / f"out{free}", ckpt=weights["ckpt"])
+        assert sizes[-1] == expected
+
+
+def test_memory_per_pixel_is_measured_and_grows_with_the_network():
+    import src.inference.memory_budget as budget
+    from src.utils.memory import cpu_peak_resettable
+
+    if not cpu_peak_resettable():
+        pytest.skip("the kernel does not let this process reset its peak RSS")
+    narrow, wide = (torch.nn.Conv2d(3, c, 3, padding=1) for c in (8, 256))
+    cpu = torch.device("cpu")
+    assert 0 < budget.bytes_per_pixel(narrow, cpu) < budget.bytes_per_pixel(wide, cpu)
+    assert budget.bytes_per_pixel(wide, cpu) >= 256 * 4  # at least its output, float32
+    assert budget.available_bytes(cpu) > 0

@@ -17,13 +17,13 @@ from src.bench.config import BenchConfig
 from src.bench.isolate import measure
 from src.bench.latency import size_key
 from src.bench.loader import family_datasets, measure_loader
-from src.bench.memory import cpu_peak_resettable
 from src.bench.network import check_models
 from src.bench.settings import BASELINE, OURS, NamedSetting, named_settings
 from src.bench.tiled import judge
 from src.models import speed
 from src.models.speed import SpeedSettings
 from src.utils.atomic import write_text_atomic
+from src.utils.memory import cpu_peak_resettable
 
 log = logging.getLogger(__name__)
 JSON_NAME, MARKDOWN_NAME = "bench.json", "bench.md"

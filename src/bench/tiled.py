@@ -16,11 +16,11 @@ import torch
 
 from src.bench import network
 from src.bench.config import BenchConfig
-from src.bench.memory import MIB, PeakMemory
 from src.bench.settings import NamedSetting
 from src.inference.config import InferenceConfig
 from src.inference.tiling import infer, padded, tile_starts
 from src.models import speed
+from src.utils.memory import MIB, PeakMemory
 
 DEVICE = "cpu"
 PHASES = ("tile", "image")

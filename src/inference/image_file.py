@@ -40,6 +40,8 @@ class UserImage:
     bit_depth: int  # 8 or 16
     exif: bytes | None = None
     icc_profile: bytes | None = None
+    #: frames in the file (animated PNG/WebP, multi-page TIFF); only the first is read
+    frames: int = 1
 
 
 def _is_16bit_colour(img: object) -> bool:
@@ -112,6 +114,7 @@ def read_user_image(path: str | Path) -> UserImage:
         with Image.open(path) as img:
             deep_colour = _is_16bit_colour(img)  # before anything loads the pixels and clears ``img.tile``
             exif, icc = img.getexif(), img.info.get("icc_profile")
+            frames = int(getattr(img, "n_frames", 1))
             if img.mode in _OTHER_COLOUR_SPACES:
                 icc = None  # a CMYK/Lab profile does not describe the RGB pixels we write
             pixels = _pixels(img, path, deep_colour)
@@ -137,6 +140,7 @@ def read_user_image(path: str | Path) -> UserImage:
         bit_depth=16 if pixels.dtype == np.uint16 else 8,
         exif=exif.tobytes() if len(exif) else None,
         icc_profile=icc,
+        frames=frames,
     )
 
 

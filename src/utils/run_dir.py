@@ -12,6 +12,7 @@ is used as it is.
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -20,16 +21,25 @@ RESOLVER = "unique_dir"
 
 
 def claim_unique_dir(path: str) -> str:
-    """Create ``path`` (or ``path_2``, ``path_3``, ... where taken) and return the folder this call created."""
+    """Create ``path`` (or ``path_2``, ``path_3``, ... where taken) and return the folder this call created.
+
+    A folder that cannot be created ends the program with one line (exit code 2): Hydra resolves this before
+    any entry point runs and would otherwise print the error inside a traceback of its own.
+    """
     base = Path(path)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count(1):
-        candidate = base if n == 1 else base.with_name(f"{base.name}_{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return str(candidate)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            candidate = base if n == 1 else base.with_name(f"{base.name}_{n}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return str(candidate)
+    except OSError as err:
+        print(f"error: cannot create the run folder {base}: {err.strerror or err} (set paths.log_dir to a folder "
+              "you can write, or hydra.run.dir)", file=sys.stderr)
+        raise SystemExit(2) from None
     raise AssertionError("unreachable")
 
 

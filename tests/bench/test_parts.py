@@ -11,7 +11,6 @@ from src.bench import goals, network
 from src.bench.cli import parse_size
 from src.bench.config import BenchConfig
 from src.bench.isolate import measure
-from src.bench.memory import PeakMemory, cpu_peak_resettable, standalone
 from src.bench.settings import ABLATIONS, BASELINE, OURS, named_settings, parse_ours
 from src.bench.tiled import buffer_bytes, memory_bound
 from src.bench.timing import interleave, quantile, summarise
@@ -49,27 +48,6 @@ def test_interleave_alternates_and_summaries_are_robust() -> None:
     stats = summarise([1.0, 2.0, 3.0, 4.0, 100.0])
     assert stats["median_s"] == 3.0 and stats["iqr_s"] == pytest.approx(quantile([1, 2, 3, 4, 100], 0.75) - 2.0)
     assert quantile([5.0], 0.25) == 5.0
-
-
-def test_standalone_memory_counts_own_increase_only() -> None:
-    record = {"kind": "process_peak_rss", "peak_mib": 1500.0, "start_mib": 1200.0, "since": "reset"}
-    alone = standalone(record, base_mib=700.0, held_mib=50.0)
-    assert alone["peak_mib"] == 700.0 + 50.0 + 300.0 and alone["raw_peak_mib"] == 1500.0
-    lifetime = standalone({**record, "since": "process start"}, base_mib=700.0)
-    assert lifetime["peak_mib"] == 1500.0
-
-
-@pytest.mark.skipif(not cpu_peak_resettable(), reason="the kernel does not let this process reset its peak RSS")
-def test_peak_rss_is_reset_between_measurements() -> None:
-    memory = PeakMemory("cpu")
-    big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB
-    del big
-    memory.reset()
-    assert memory.read()["peak_mib"] - memory.read()["start_mib"] < 32
-    memory.reset()
-    big = torch.ones(64 * 1024 * 1024 // 4)
-    assert memory.read()["peak_mib"] - memory.read()["start_mib"] > 48
-    del big
 
 
 def test_memory_bound_counts_the_full_resolution_buffers() -> None:

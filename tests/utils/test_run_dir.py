@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from omegaconf import OmegaConf
 
 from src.utils.run_dir import claim_unique_dir, register_resolvers
@@ -29,3 +30,11 @@ def test_a_sweep_resolves_one_claimed_folder_for_every_job(tmp_path):
     OmegaConf.copy_cache(from_config=master, to_config=job)
     assert job.dir == f"{base}_2"
     assert sorted(p.name for p in base.parent.iterdir()) == ["t", "t_2"]
+
+
+def test_a_folder_that_cannot_be_created_ends_with_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as done:
+        claim_unique_dir(str(tmp_path / "file" / "runs" / "t"))
+    assert done.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot create the run folder {tmp_path / 'file' / 'runs' / 't'}")

@@ -1,4 +1,4 @@
-"""Peak memory of one measurement: the process's peak RSS on CPU, the CUDA allocator's peak on a GPU.
+"""Peak memory of one measurement: the process's peak RSS on CPU, the CUDA allocator's peak on a GPU (bench, restore).
 
 On Linux the peak RSS (``VmHWM``) can be reset to the current RSS by writing ``5`` to ``/proc/self/clear_refs``,
 so measurements can share a process. Where that fails, :func:`cpu_peak_resettable` says so and the runner
