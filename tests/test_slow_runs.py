@@ -121,3 +121,25 @@ def test_moce_ir_under_ddp_without_unused_parameter_search_matches_the_official_
     a, b = ours["optimizer_states"][0]["state"], official["optimizer_states"][0]["state"]
     assert a.keys() == b.keys() and len(a) < len(ours["optimizer_states"][0]["param_groups"][0]["params"])
     assert all(torch.equal(a[i][key], b[i][key]) for i in a for key in ("exp_avg", "exp_avg_sq"))
+
+
+def test_two_runs_started_together_never_share_a_folder(tmp_path):
+    """Every name the clock could give in the next minute is taken already, so both runs must claim a suffix
+    at the same moment; each gets its own folder with its own config and log."""
+    import datetime
+
+    logs = tmp_path / "logs"
+    runs = logs / "debug" / "runs"  # debug=fdr names its runs "debug"
+    now = datetime.datetime.now()
+    stamps = [(now + datetime.timedelta(seconds=s)).strftime("%Y-%m-%d_%H-%M-%S") for s in range(-5, 60)]
+    for stamp in stamps:
+        (runs / stamp).mkdir(parents=True)
+    cmd = _cmd("debug=fdr", f"paths.log_dir={logs}")
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    claimed = sorted(p for p in runs.iterdir() if p.name not in stamps)
+    assert len(claimed) == 2 and all(p.name.rsplit("_", 1)[1].isdigit() for p in claimed)
+    for folder in claimed:
+        assert (folder / ".hydra" / "config.yaml").is_file() and (folder / "debug.log").is_file()

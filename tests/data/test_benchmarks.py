@@ -220,3 +220,13 @@ def test_a_size_mismatched_training_pair_is_one_line_naming_both_files(tmp_path)
         for i in range(len(dataset)):
             dataset[i]
     assert "\n" not in user_message(err.value)
+
+
+def test_an_empty_file_among_your_own_clean_images_stops_before_training(tmp_path):
+    from src.data.datasets.sources import FolderImages
+    from src.utils.errors import DataError
+
+    write_image(tmp_path / "photos" / "a.png")
+    (tmp_path / "photos" / "b.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"1 empty image file\(s\) \(0 bytes\) under .*photos: .*b\.jpg"):
+        FolderImages(tmp_path / "photos")

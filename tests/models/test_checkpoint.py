@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from src.models.checkpoint import UnsafeCheckpointError, load_state_dict_file, strip_prefixes
+from src.models.checkpoint import UnsafeCheckpointError, UnusableCheckpointError, load_state_dict_file, strip_prefixes
 
 
 @pytest.fixture
@@ -106,3 +106,19 @@ def test_cuda_saved_weights_load_on_cpu(shared_dir: Path) -> None:
 def test_model_prefix_of_kair_dncnn_is_kept(shared_dir: Path) -> None:
     state = load_state_dict_file(shared_dir / "data" / "weights" / "dncnn_25.pth")
     assert state and all(k.startswith("model.") for k in state)
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pth", ".safetensors"])
+@pytest.mark.parametrize("cut, reason", [(0, "is empty (0 bytes)"), (0.5, "cannot be read: ")])
+def test_an_empty_or_truncated_file_is_one_line_naming_it(tmp_path: Path, weights, suffix, cut, reason) -> None:
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v for k, v in weights.items() if v.ndim}, path)
+    else:
+        torch.save(weights, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(UnusableCheckpointError) as err:
+        load_state_dict_file(path)
+    message = str(err.value)
+    assert f"model.pretrained={path}" in message and reason in message and "\n" not in message
