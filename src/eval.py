@@ -16,10 +16,10 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from src.run.from_checkpoint import load_run, overridden_groups
+from src.run.assemble import for_evaluation
+from src.run.from_checkpoint import overridden_groups
 from src.run.test_table import report_test
 from src.utils.errors import exit_on_user_error
-from src.utils.instantiate import build, build_loggers, build_model, prepare_trainer_config
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -28,22 +28,10 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     """Test the model of ``cfg`` (restored from ``cfg.ckpt_path`` when given); returns the test record."""
     L.seed_everything(cfg.seed, workers=True)
-    state = None
-    if cfg.get("ckpt_path"):
-        cfg, state = load_run(cfg, overridden)
-    elif not cfg.model.get("pretrained"):
-        log.warning("neither ckpt_path nor model.pretrained is set: evaluating randomly initialised weights")
-
-    datamodule = build(cfg.data, "data")
-    model = build_model(cfg)
-    if state is not None:
-        model.load_state_dict(state, strict=True)
-    loggers = build_loggers(cfg.get("logger"))
-    prepare_trainer_config(cfg)  # "auto" never reaches Lightning
-    trainer: L.Trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[])
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    return report_test(trainer, model, cfg, loggers, title="evaluation", checkpoint=cfg.get("ckpt_path"),
-                       pretrained=cfg.model.get("pretrained"))
+    run = for_evaluation(cfg, overridden)
+    run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+    return report_test(run.trainer, run.model, run.cfg, run.loggers, title="evaluation",
+                       checkpoint=run.cfg.get("ckpt_path"), pretrained=run.cfg.model.get("pretrained"))
 
 
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs

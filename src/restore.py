@@ -27,9 +27,9 @@ from src.inference.config import InferenceConfig
 from src.inference.image_file import IMAGE_SUFFIXES, read_user_image, write_user_image
 from src.inference.memory_budget import auto_max_pixels
 from src.inference.tiling import infer
-from src.run.from_checkpoint import load_run, overridden_groups
+from src.run.assemble import build, load_weights
+from src.run.from_checkpoint import overridden_groups
 from src.utils.errors import ConfigError, WriteError, exit_on_user_error
-from src.utils.instantiate import build, build_model
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -143,15 +143,7 @@ def _check_writable(folder: Path) -> None:
 
 def load_restorer(cfg: DictConfig, overridden: Iterable[str] = ()) -> Any:
     """The model of ``ckpt_path`` (with its stored model config) or of ``model.pretrained``, in eval mode."""
-    state = None
-    if cfg.get("ckpt_path"):
-        cfg, state = load_run(cfg, overridden)
-    elif not cfg.model.get("pretrained"):
-        raise ConfigError("set ckpt_path=... (a checkpoint of src.train) or model.pretrained=... (weights)")
-    model = build_model(cfg)
-    if state is not None:
-        model.load_state_dict(state, strict=True)
-    return model.eval()
+    return load_weights(cfg, overridden)[1].eval()
 
 
 def pick_device(name: str) -> torch.device:

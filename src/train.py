@@ -11,21 +11,12 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from src.models.checkpoint import check_weights_file
-from src.run.from_checkpoint import run_config
+from src.run.assemble import for_training
 from src.run.test_table import report_test
-from src.utils.errors import MissingFileError, exit_on_user_error
-from src.utils.instantiate import (
-    ConfigError,
-    build,
-    build_callbacks,
-    build_loggers,
-    build_model,
-    prepare_trainer_config,
-)
+from src.utils.errors import ConfigError, MissingFileError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -47,19 +38,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 f"{err} (runs keep theirs in {cfg.paths.log_dir}/<task>/runs/<time>/checkpoints/)"
             ) from None
     L.seed_everything(cfg.seed, workers=True)
-
-    log.info("building data <%s>", cfg.data.get("_target_"))
-    datamodule = build(cfg.data, "data")
-    log.info("building model <%s>", cfg.model.get("_target_"))
-    model = build_model(cfg)
-    model.run_config = run_config(cfg)
-    callbacks = build_callbacks(cfg.get("callbacks"))
-    loggers = build_loggers(cfg.get("logger"))
-    if not loggers:  # Lightning refuses a learning-rate monitor without a logger to write to
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    log.info("trainer.precision: %s", prepare_trainer_config(cfg))  # "auto" never reaches Lightning
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-
+    run = for_training(cfg)
+    model, trainer, datamodule, loggers = run.model, run.trainer, run.datamodule, run.loggers
     for lg in loggers:
         lg.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "metric_protocol": cfg.metrics.name})
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from src.data.layouts import DataNotFoundError
-from src.utils.instantiate import (
+from src.run.assemble import (
     ConfigError,
     build,
     build_callbacks,

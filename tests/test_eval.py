@@ -8,7 +8,7 @@ from PIL import Image
 
 from src.data.layouts import DataCheckError
 from src.eval import evaluate
-from src.utils.results import read_json
+from src.results.record import read_json
 from tests.conftest import compose
 
 TINY = ["model=restormer_tiny", "model.backbone.dim=8", "trainer=cpu", "logger=none", "data=kair_denoise",

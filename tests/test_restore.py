@@ -20,9 +20,9 @@ from PIL import Image, ImageOps
 import src.restore as restore_module
 from src.inference.image_file import orient, read_user_image
 from src.restore import UnsafeOutputError, restore, summarise
+from src.run.assemble import build_model
 from src.run.from_checkpoint import run_config
 from src.utils.errors import ConfigError, WriteError
-from src.utils.instantiate import build_model
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[1]

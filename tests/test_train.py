@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from src.eval import evaluate
+from src.results.record import read_json
 from src.train import train
-from src.utils.results import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,7 +180,7 @@ def test_a_bad_resume_checkpoint_fails_before_anything_is_built(tiny_cfg, tmp_pa
     ckpt = tmp_path / "last.ckpt"
     if content is not None:
         ckpt.write_bytes(content)
-    monkeypatch.setattr("src.train.build", lambda *a, **k: pytest.fail("built something before checking ckpt_path"))
+    monkeypatch.setattr("src.run.assemble.build", lambda *a, **k: pytest.fail("built before checking ckpt_path"))
     with pytest.raises(UserError, match=rf"ckpt_path={re.escape(str(ckpt))}.*{re.escape(message)}"):
         train(tiny_cfg(f"ckpt_path={ckpt}"))
 
@@ -194,8 +194,8 @@ def test_a_diverging_run_stops_with_one_clear_line(tiny_cfg):
 
 
 def test_more_gpus_than_the_machine_has_are_refused_and_cpu_oversubscription_is_said(tiny_cfg, caplog):
+    from src.run.assemble import check_trainer_devices
     from src.utils.errors import ConfigError
-    from src.utils.instantiate import check_trainer_devices
 
     gpus = torch.cuda.device_count()
     with pytest.raises(ConfigError, match=rf"trainer.devices={gpus + 1} asks for {gpus + 1} GPU\(s\)"):

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from src.metrics.functional import psnr  # noqa: E402
-from src.utils.instantiate import build, build_model  # noqa: E402
+from src.run.assemble import build, build_model  # noqa: E402
 
 
 def mean_gains(net: nn.Module, head: nn.Module | None, tests: dict[str, list[dict]]) -> dict[str, float]:

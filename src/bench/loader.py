@@ -32,7 +32,7 @@ class Keys(Sampler):
 def family_datasets(cfg: BenchConfig) -> dict[str, Dataset]:
     """The training dataset of each family in ``cfg.families`` at the training patch size."""
     composed = network.compose([f"data={cfg.data}", f"data.patch_size={cfg.train_size}"])
-    from src.utils.instantiate import build
+    from src.run.assemble import build
 
     datamodule = build(composed.data, "data")
     unknown = [f for f in cfg.families if f not in datamodule.train_sets]

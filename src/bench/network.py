@@ -83,7 +83,7 @@ class Built:
 
 def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device: str, seed: int) -> Built:
     """A fresh network of ``model=<model>`` (same seed, so every setting starts from the same weights)."""
-    from src.utils.instantiate import build_model
+    from src.run.assemble import build_model
 
     cfg = compose([f"model={model}", *overrides])
     torch.manual_seed(seed)

@@ -29,7 +29,7 @@ NETS: dict[str, tuple[str, str]] = {
 class LpipsWeightsError(ValueError):
     """The backbone weights LPIPS needs are not available locally (or unreadable); the message says what to do.
 
-    A ``ValueError``, so that building ``metrics`` through :func:`src.utils.instantiate.build` turns it into a
+    A ``ValueError``, so that building ``metrics`` through :func:`src.run.assemble.build` turns it into a
     ``ConfigError`` and the entry points exit cleanly.
     """
 

@@ -16,8 +16,8 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from src.models.profile import count_flops, count_parameters
+from src.run.assemble import build, is_empty
 from src.utils.errors import ConfigError, exit_on_user_error
-from src.utils.instantiate import build, is_empty
 from src.utils.run_dir import register_resolvers
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig
 
-from src.utils.report import write_reports
-from src.utils.results import print_table, to_record, write_json
+from src.results.record import to_record, write_json
+from src.results.report import print_table, write_reports
 
 log = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ def test_goals_say_why_they_are_not_met() -> None:
 
 def test_trainee_computes_the_modules_training_loss(tmp_path: Path) -> None:
     built = network.build("promptir_tiny", ["model.backbone.dim=8"], SpeedSettings.baseline(), "cpu", seed=0)
-    from src.utils.instantiate import build_model
+    from src.run.assemble import build_model
 
     torch.manual_seed(0)
     module = build_model(network.compose(["model=promptir_tiny", "model.backbone.dim=8"]))

@@ -14,8 +14,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from src.callbacks.checkpoints import AtomicCheckpointIO, LatestCheckpoint
+from src.run.assemble import build_callbacks
 from src.train import train
-from src.utils.instantiate import build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,14 +42,8 @@ def test_last_ckpt_follows_every_n_train_steps_before_any_validation(tiny_cfg, t
     cfg = tiny_cfg("trainer.max_epochs=2", "trainer.check_val_every_n_epoch=2", "test=false",
                    "callbacks.last_checkpoint.every_n_train_steps=1")
     probe = _LastCheckpointProbe(tmp_path / "checkpoints" / "last.ckpt")
-    real_build = build
-
-    def build_with_probe(node, key, **kwargs):
-        if key == "trainer":
-            kwargs["callbacks"] = [*kwargs["callbacks"], probe]
-        return real_build(node, key, **kwargs)
-
-    monkeypatch.setattr("src.train.build", build_with_probe)
+    real_build = build_callbacks
+    monkeypatch.setattr("src.run.assemble.build_callbacks", lambda node: [*real_build(node), probe])
     out = train(cfg)
     assert isinstance(out["trainer"].strategy.checkpoint_io, AtomicCheckpointIO)
     assert probe.seen == [(1, 1, False), (2, 2, False), (3, 3, False)]

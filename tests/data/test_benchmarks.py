@@ -143,7 +143,7 @@ def test_broken_data_stops_before_training_with_the_report(tmp_path):
         _dm(root)
     message = str(err.value)
     assert "Train/Derain/rainy/rain-1.png" in message and "python -m src.data.check" in message
-    from src.utils.instantiate import build
+    from src.run.assemble import build
 
     cfg = compose("train", ["data=3deg", f"data.root={root}", "data.patch_size=32"], tmp_path / "run")
     with pytest.raises(DataCheckError):  # passes through build() untouched: src.train prints it and exits 2
@@ -179,7 +179,7 @@ def test_test_noise_is_realised_before_loader_workers_start(promptir_root):
 
 
 def test_folder_setting_degrades_your_own_clean_images(tmp_path):
-    from src.utils.instantiate import build
+    from src.run.assemble import build
 
     for i in range(3):
         write_image(tmp_path / "photos" / "sub" / f"{i}.png", (64, 64))

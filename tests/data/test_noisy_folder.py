@@ -100,7 +100,7 @@ def test_datamodule_is_test_only_and_loads(folder: Path) -> None:
 
 
 def test_config_composes_and_builds(folder: Path, tmp_path: Path) -> None:
-    from src.utils.instantiate import build
+    from src.run.assemble import build
     from tests.conftest import compose
 
     cfg = compose("eval", ["data=kair_denoise", f"data.root={folder}", "data.sigmas=[15,50]"], tmp_path)

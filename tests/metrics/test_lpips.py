@@ -22,9 +22,10 @@ from torch import Tensor
 from src.metrics.aggregate import PerImageMean
 from src.metrics.lpips import NETS, LpipsWeightsError, weights_file
 from src.metrics.protocols import PROTOCOLS, get_protocol
-from src.utils.instantiate import ConfigError, build
-from src.utils.report import RESULT_COLUMNS, write_reports
-from src.utils.results import read_json, render_table, to_record
+from src.results.record import read_json, to_record
+from src.results.report import RESULT_COLUMNS, render_table, write_reports
+from src.run.assemble import build
+from src.utils.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.utils.instantiate import build_model
+from src.run.assemble import build_model
 from tests.conftest import CONF_DIR, compose
 
 TINY_BACKBONES = sorted(p.stem for p in (CONF_DIR / "model" / "backbone").glob("*_tiny.yaml"))

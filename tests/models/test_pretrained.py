@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from src.utils.instantiate import build_model
+from src.run.assemble import build_model
 from tests.conftest import compose
 
 #: our restormer_tiny config sized like the reference's tiny official model (dim 8)

@@ -13,7 +13,7 @@ import torch
 
 from src.models.heads.experts import ExpertLayer
 from src.models.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
-from src.utils.instantiate import build_model
+from src.run.assemble import build_model
 from tests.conftest import compose
 
 

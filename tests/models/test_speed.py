@@ -18,8 +18,9 @@ from torch._dynamo.utils import counters
 
 from src.models import speed
 from src.models.speed import SpeedSettings, resolve
+from src.run.assemble import build_model, resolve_trainer_precision
 from src.train import train
-from src.utils.instantiate import ConfigError, build_model, resolve_trainer_precision
+from src.utils.errors import ConfigError
 from tests.conftest import compose
 
 #: tiny configs of several backbones (MoCE-IR's router noise off in eval so two forwards agree)

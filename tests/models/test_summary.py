@@ -12,7 +12,7 @@ from tests.conftest import ROOT, compose
 def test_summary_counts_match_the_built_model(tmp_path):
     cfg = compose("train", ["model=restormer_tiny"], tmp_path)
     info = summarise(cfg.model, (64, 64))
-    from src.utils.instantiate import build_model
+    from src.run.assemble import build_model
 
     model = build_model(cfg)
     assert info["parameters"] == sum(p.numel() for p in model.net.parameters())

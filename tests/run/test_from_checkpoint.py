@@ -17,9 +17,9 @@ import torch
 from src.eval import evaluate
 from src.models.checkpoint import UnsafeCheckpointError, UnusableCheckpointError
 from src.restore import restore
+from src.run.assemble import build_model
 from src.run.from_checkpoint import STORED_KEY, run_config
 from src.run.stored_config import StoredConfigError, allowed_targets
-from src.utils.instantiate import build_model
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]

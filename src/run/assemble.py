@@ -1,12 +1,18 @@
-"""Turn the composed config into objects, with errors that say which config key is wrong."""
+"""The one place that turns a composed config into a run: data, model, Trainer, callbacks, loggers, weights.
+
+``src.train``, ``src.eval``, ``src.restore``, ``src.summary`` and ``src.bench`` all build through here, so a
+model is the same object whichever command made it, and every error names the config key that is wrong.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import hydra
+import lightning as L
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -38,20 +44,24 @@ def is_empty(node: Any) -> bool:
     return node is None or (isinstance(node, (Mapping, DictConfig)) and len(node) == 0)
 
 
-def build_model(cfg: DictConfig) -> Any:
-    """The LightningModule of ``cfg.model`` with the metric protocol of ``cfg.metrics`` and the ``cfg.speed``
-    switches (absent: all auto)."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+def model_node(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.model`` with the metric protocol (``cfg.metrics``) and the speed switches (``cfg.speed``) as nested
+    nodes, so one ``instantiate`` builds the whole LightningModule; empty optional groups (``model/head=none``)
+    become ``None``."""
+    node = OmegaConf.to_container(cfg.model, resolve=True)
     for optional in ("head", "scheduler"):
-        if is_empty(model_cfg.get(optional)):
-            model_cfg[optional] = None
-    protocol = build(cfg.metrics, "metrics")
-    # passed after instantiation: Hydra would turn a dataclass keyword argument into a config node
-    factory = build(model_cfg, "model", _partial_=True)
+        if is_empty(node.get(optional)):
+            node[optional] = None
+    node["metrics"] = OmegaConf.to_container(cfg.metrics, resolve=True)
     speed = cfg.get("speed")
-    speed = OmegaConf.to_container(speed, resolve=True) if isinstance(speed, DictConfig) else speed
+    node["speed"] = OmegaConf.to_container(speed, resolve=True) if isinstance(speed, DictConfig) else speed
+    return node
+
+
+def build_model(cfg: DictConfig) -> Any:
+    """The LightningModule of ``cfg.model`` under ``cfg.metrics`` with the ``cfg.speed`` switches (absent: auto)."""
     try:
-        return factory(metrics=protocol, speed=speed)
+        return build(model_node(cfg), "model", _convert_="all")
     except UserError:
         raise
     except (TypeError, ValueError) as err:
@@ -130,3 +140,76 @@ def build_callbacks(cfg: DictConfig | None) -> list[Any]:
 
 def build_loggers(cfg: DictConfig | None) -> list[Any]:
     return build_group(cfg, "logger")
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` after :func:`prepare_trainer_config`; a learning-rate monitor is dropped
+    when there is no logger for it to write to (Lightning refuses it then)."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    log.info("trainer.precision: %s", prepare_trainer_config(cfg))  # "auto" never reaches Lightning
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+@dataclass
+class Assembled:
+    """Everything a Lightning run needs, built from one composed config."""
+
+    cfg: DictConfig
+    datamodule: L.LightningDataModule
+    model: Any
+    trainer: L.Trainer
+    loggers: list[Any]
+
+
+def for_training(cfg: DictConfig) -> Assembled:
+    """Data, model (with its run config stored in every checkpoint), callbacks, loggers and Trainer of ``cfg``."""
+    from src.run.from_checkpoint import run_config
+
+    log.info("building data <%s>", cfg.data.get("_target_"))
+    datamodule = build(cfg.data, "data")
+    log.info("building model <%s>", cfg.model.get("_target_"))
+    model = build_model(cfg)
+    model.run_config = run_config(cfg)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
+    return Assembled(cfg, datamodule, model, trainer, loggers)
+
+
+def _stored_run(cfg: DictConfig, overridden: Iterable[str], require: bool) -> tuple[DictConfig, Any]:
+    """``cfg`` with the checked groups of ``ckpt_path`` merged in, and its state dict (``None`` without one)."""
+    from src.run.from_checkpoint import load_run
+
+    if cfg.get("ckpt_path"):
+        return load_run(cfg, overridden)
+    if not cfg.model.get("pretrained"):
+        if require:
+            raise ConfigError("set ckpt_path=... (a checkpoint of src.train) or model.pretrained=... (weights)")
+        log.warning("neither ckpt_path nor model.pretrained is set: randomly initialised weights")
+    return cfg, None
+
+
+def _weighted_model(cfg: DictConfig, state: Any) -> Any:
+    model = build_model(cfg)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_weights(cfg: DictConfig, overridden: Iterable[str] = ()) -> tuple[DictConfig, Any]:
+    """The model of ``ckpt_path`` (its stored groups merged into ``cfg``, checked) or of ``model.pretrained``;
+    one of the two is required. Returns the (possibly merged) config and the model."""
+    cfg, state = _stored_run(cfg, overridden, require=True)
+    return cfg, _weighted_model(cfg, state)
+
+
+def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled:
+    """Data and trained model (``ckpt_path`` or ``model.pretrained``), loggers, a Trainer without callbacks."""
+    cfg, state = _stored_run(cfg, overridden, require=False)
+    datamodule = build(cfg.data, "data")
+    model = _weighted_model(cfg, state)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg, [], loggers)
+    return Assembled(cfg, datamodule, model, trainer, loggers)

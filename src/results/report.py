@@ -21,9 +21,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from src.results.published import ComparisonRow, comparison_rows, load_published, setting_of
+from src.results.record import LPIPS_COLUMNS, has_lpips
 from src.utils.atomic import write_text_atomic
-from src.utils.published import ComparisonRow, comparison_rows, load_published, setting_of
-from src.utils.results import LPIPS_COLUMNS, has_lpips
 
 RESULT_COLUMNS = ("benchmark", "input_psnr", "input_ssim", "psnr", "ssim", "gain_psnr")
 COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(ComparisonRow))
@@ -173,3 +173,32 @@ def write_reports(
         (console or Console(width=160)).print(render_comparison(comparison, record["protocol"], description))
     log_wandb_tables(loggers, record, comparison)
     return written
+
+
+def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:
+    """The rich table; ``description`` defaults to the protocol's (plus the LPIPS note where the record has it)."""
+    caption = protocol_caption(record["protocol"], description, lpips=record.get("lpips"))
+    table = Table(title=f"{title}\n{caption}")
+    table.add_column("benchmark")
+    lpips = has_lpips(record["benchmarks"])
+    for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
+        table.add_column(col, justify="right")
+    for col in LPIPS_HEADERS if lpips else ():
+        table.add_column(col, justify="right")
+    rows = [*record["benchmarks"].items(), ("average", record["average"])]
+    for name, row in rows:
+        gain = row["psnr"] - row["input_psnr"]
+        cells = [name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
+                 f"{row['ssim']:.4f}", f"{gain:+.2f}"]
+        if lpips:
+            cells += [f"{row.get(col, float('nan')):.4f}" for col in LPIPS_COLUMNS]
+        table.add_row(*cells)
+    return table
+
+
+def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
+    console = Console(width=160 if has_lpips(record["benchmarks"]) else 120)
+    console.print(render_table(record, title, description))
+    for benchmark, images in record.get("skipped", {}).items():
+        console.print(f"{benchmark}: {len(images)} image(s) left out of the means: "
+                      + "; ".join(f"{name} ({why})" for name, why in images.items()))

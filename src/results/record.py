@@ -1,4 +1,4 @@
-"""The test table: printed after every train/eval run and written as ``metrics.json`` in the run folder."""
+"""The test record: per-benchmark input and restored metrics, their average, written as ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import json
 import math
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from src.utils.atomic import write_text_atomic
 
@@ -67,34 +64,3 @@ def read_json(path: str | Path) -> dict[str, Any]:
         return value
 
     return restore(json.loads(Path(path).read_text()))
-
-
-def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:
-    """The rich table; ``description`` defaults to the protocol's (plus the LPIPS note where the record has it)."""
-    from src.utils.report import LPIPS_HEADERS, protocol_caption
-
-    caption = protocol_caption(record["protocol"], description, lpips=record.get("lpips"))
-    table = Table(title=f"{title}\n{caption}")
-    table.add_column("benchmark")
-    lpips = has_lpips(record["benchmarks"])
-    for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
-        table.add_column(col, justify="right")
-    for col in LPIPS_HEADERS if lpips else ():
-        table.add_column(col, justify="right")
-    rows = [*record["benchmarks"].items(), ("average", record["average"])]
-    for name, row in rows:
-        gain = row["psnr"] - row["input_psnr"]
-        cells = [name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
-                 f"{row['ssim']:.4f}", f"{gain:+.2f}"]
-        if lpips:
-            cells += [f"{row.get(col, float('nan')):.4f}" for col in LPIPS_COLUMNS]
-        table.add_row(*cells)
-    return table
-
-
-def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
-    console = Console(width=160 if has_lpips(record["benchmarks"]) else 120)
-    console.print(render_table(record, title, description))
-    for benchmark, images in record.get("skipped", {}).items():
-        console.print(f"{benchmark}: {len(images)} image(s) left out of the means: "
-                      + "; ".join(f"{name} ({why})" for name, why in images.items()))

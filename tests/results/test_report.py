@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from src.metrics.protocols import PROTOCOLS
-from src.utils.published import comparison_rows
-from src.utils.report import protocol_caption, render_comparison, write_csv, write_reports
-from src.utils.results import to_record
+from src.results.published import comparison_rows
+from src.results.record import to_record
+from src.results.report import protocol_caption, render_comparison, write_csv, write_reports
 
 FIVE = ("sots_outdoor", "rain100l", "cbsd68_s25", "gopro", "lol")
 

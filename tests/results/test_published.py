@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from src.utils.published import AVERAGE, comparison_rows, load_published, setting_of
+from src.results.published import AVERAGE, comparison_rows, load_published, setting_of
 
 FIVE = ("sots_outdoor", "rain100l", "cbsd68_s25", "gopro", "lol")
 
