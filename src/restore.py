@@ -160,7 +160,7 @@ def restore_file(model: Any, options: InferenceConfig, device: torch.device, sou
     """
     image = read_user_image(source)
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
-    multiple = int(getattr(model.net, "multiple", 1))
+    multiple = model.net.multiple
     options = budget(options, *x.shape[-2:])
     with torch.inference_mode():
         y = infer(model, x, multiple, options).float().clamp(0.0, 1.0)
@@ -192,7 +192,7 @@ class MemoryBudget:
         if not options.needs_budget(height, width):
             return options
         if self.max_pixels is None:
-            multiple = int(getattr(self.model.net, "multiple", 1))
+            multiple = self.model.net.multiple
             self.max_pixels = auto_max_pixels(self.model, self.device, multiple)
         return replace(options, max_pixels=self.max_pixels)
 

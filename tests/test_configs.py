@@ -1,7 +1,7 @@
 """Every config option composes, and every option that can be built on this machine instantiates.
 
 Options are discovered by globbing ``conf/<group>/*.yaml``, so a new model, head or data config is
-tested without editing this file.
+tested without editing this file (models: ``tests/models/test_contract.py`` and ``tests/test_train.py``).
 """
 
 from __future__ import annotations
@@ -18,33 +18,16 @@ from src.run.assemble import (
     build,
     build_callbacks,
     build_loggers,
-    build_model,
     resolve_trainer_precision,
 )
 from tests.conftest import CONF_DIR, compose
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
+from tests.helpers import configs
 
 #: data settings that read published datasets from data.root (absent here)
 REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder", "kair_denoise"}
 
 
-@pytest.mark.parametrize("name", options("model"))
-def test_every_model_builds_and_restores_a_small_image(name, tmp_path):
-    cfg = compose("train", [f"model={name}"], tmp_path)
-    with torch.device("meta") if "tiny" not in name else torch.device("cpu"):
-        model = build_model(cfg)
-    assert sum(p.numel() for p in model.parameters()) > 0
-    if "tiny" in name:
-        with torch.no_grad():
-            out = model.eval()(torch.rand(1, 3, 37, 45))
-        assert out.shape == (1, 3, 37, 45) and torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize("name", options("data"))
+@pytest.mark.parametrize("name", configs("data"))
 def test_every_data_setting_builds_or_explains_missing_data(name, tmp_path):
     cfg = compose("train", [f"data={name}", f"paths.data_dir={tmp_path / 'none'}", "data.num_workers=0"], tmp_path)
     if name in REAL_DATA:
@@ -56,26 +39,26 @@ def test_every_data_setting_builds_or_explains_missing_data(name, tmp_path):
         assert dm.families and dm.val_benchmarks
 
 
-@pytest.mark.parametrize("name", options("metrics"))
+@pytest.mark.parametrize("name", configs("metrics"))
 def test_every_metric_protocol_builds(name, tmp_path):
     protocol = hydra.utils.instantiate(compose("train", [f"metrics={name}"], tmp_path).metrics)
     x = torch.rand(1, 3, 24, 24)
     assert protocol.per_image(x, x)["ssim"].item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", options("logger"))
+@pytest.mark.parametrize("name", configs("logger"))
 def test_every_logger_builds(name, tmp_path):
     loggers = build_loggers(compose("train", [f"logger={name}"], tmp_path).get("logger"))
     assert (name == "none") == (len(loggers) == 0)
 
 
-@pytest.mark.parametrize("name", options("callbacks"))
+@pytest.mark.parametrize("name", configs("callbacks"))
 def test_every_callback_set_builds(name, tmp_path):
     callbacks = build_callbacks(compose("train", [f"callbacks={name}"], tmp_path).get("callbacks"))
     assert (name == "none") == (len(callbacks) == 0)
 
 
-@pytest.mark.parametrize("name", options("trainer"))
+@pytest.mark.parametrize("name", configs("trainer"))
 def test_every_trainer_composes_and_cpu_ones_build(name, tmp_path):
     cfg = compose("train", [f"trainer={name}"], tmp_path)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
@@ -90,7 +73,7 @@ def test_every_trainer_composes_and_cpu_ones_build(name, tmp_path):
               "model/scheduler", "model/backbone", "paths", "hydra/launcher", "speed"]
 )
 def test_every_option_of_the_other_groups_composes(group, tmp_path):
-    names = options(group)
+    names = configs(group)
     assert names, f"conf/{group} is empty"
     for name in names:
         cfg = compose("train", [f"{group}={name}"], tmp_path)

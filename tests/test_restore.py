@@ -285,10 +285,12 @@ def test_cpu_out_of_memory_names_the_image_and_suggests_tiling(tmp_path, weights
 
 
 def test_the_automatic_tiling_threshold_follows_the_memory_available(tmp_path, weights, monkeypatch):
-    """max_pixels=auto: a 600x600 image runs whole with plenty of memory and is tiled with little."""
+    """max_pixels=auto: an image above the always-whole size runs whole with plenty of memory and is tiled with
+    little (that size lowered from 512x512 to 32x32 so the test image stays small)."""
     import src.inference.memory_budget as budget
 
-    Image.fromarray(pattern(600, 600, 3)).save(tmp_path / "big.png")
+    monkeypatch.setattr("src.inference.config.AUTO_WHOLE_PIXELS", 32 * 32)
+    Image.fromarray(pattern(60, 60, 3)).save(tmp_path / "big.png")
     sizes = []
     real_infer = restore_module.infer
 
@@ -297,10 +299,10 @@ def test_the_automatic_tiling_threshold_follows_the_memory_available(tmp_path, w
         return real_infer(model, x, multiple, options)
 
     monkeypatch.setattr("src.restore.infer", spy)
-    monkeypatch.setattr(budget, "bytes_per_pixel", lambda *a: 4096.0)
-    for free, expected in ((64 * 2**30, None), (2**30, 512)):  # 0.5 * free / 4 KiB: 8.4M or 131k pixels
+    monkeypatch.setattr(budget, "bytes_per_pixel", lambda *a: 2**20)  # 1 MiB per pixel
+    for free, expected in ((2**33, None), (2**30, 48)):  # 0.5 * free / 1 MiB: 4096 (whole) or 512 pixels (tiled)
         monkeypatch.setattr(budget, "available_bytes", lambda device, free=free: free)
-        run(tmp_path, tmp_path / "big.png", tmp_path / f"out{free}", ckpt=weights["ckpt"])
+        run(tmp_path, tmp_path / "big.png", tmp_path / f"out{free}", "inference.auto_tile=48", ckpt=weights["ckpt"])
         assert sizes[-1] == expected
 
 

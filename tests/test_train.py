@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from src.eval import evaluate
 from src.results.record import read_json
 from src.train import train
+from tests.helpers import configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,12 +143,17 @@ def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
     assert elapsed < 60
 
 
-@pytest.mark.parametrize(
-    "model", ["promptir_tiny", "adair_tiny", "nafnet_tiny", "moce_ir_tiny", "swinir_tiny", "dncnn_color"]
-)
-def test_other_tiny_models_train_in_the_suite(tiny_cfg, model):
-    out = train(tiny_cfg(f"model={model}", "test=false", "model/scheduler=none"))
-    assert math.isfinite(out["metrics"]["train/loss"])
+@pytest.mark.parametrize("model", [name for name in configs("model") if name != "default"])
+def test_every_model_config_trains_in_the_suite(tiny_cfg, model):
+    """fast_dev_run of every ``conf/model`` config at its own (paper) size on one family and small images:
+    one optimiser step and one validation batch through the Trainer, as ``python -m src.train`` runs them."""
+    cfg = tiny_cfg(f"model={model}", "debug=fdr", "trainer.detect_anomaly=false", "data.families=[noise]",
+                   "data.batch_size=2", "data.test_source.max_side=40", "model/scheduler=none")
+    if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
+        pytest.skip(f"model={model} is a grayscale network; the synthetic data is RGB (model=dncnn_color is not)")
+    out = train(cfg)
+    assert out["trainer"].global_step == 1
+    assert math.isfinite(out["metrics"]["train/loss"]) and math.isfinite(out["metrics"]["val/psnr"])
 
 
 def test_zero_dce_trains_without_ground_truth_losses(tiny_cfg):

@@ -95,7 +95,7 @@ def main() -> None:
         loader = datamodule.train_dataloader()
         loader.sampler.set_epoch(epoch)
         for batch in loader:
-            total, _ = module.training_loss(batch["lq"], batch["gt"])
+            total, _ = module.training_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()

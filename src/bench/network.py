@@ -63,7 +63,7 @@ class Trainee(nn.Module):
         return self.module.head
 
     def forward(self, lq: Tensor, gt: Tensor) -> Tensor:
-        return self.module.training_loss(lq, gt)[0]
+        return self.module.training_loss({"lq": lq, "gt": gt})[0]
 
     def restore(self, lq: Tensor) -> Tensor:
         """Inference as ``RestorationModule.forward`` computes it, but through the (possibly compiled) network
@@ -93,7 +93,7 @@ def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device:
     return Built(
         trainee=trainee,
         optimizer_factory=module.optimizer_factory,
-        multiple=int(getattr(module.net, "multiple", 1)),
+        multiple=module.net.multiple,
         parameters=sum(p.numel() for p in trainee.parameters()),
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +33,25 @@ def psnr_loss(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
     return (10.0 / math.log(10.0)) * torch.log(mse + eps).mean()
 
 
-class RestorationLoss(nn.Module):
+class Objective(nn.Module):
+    """A training objective. Training calls ``objective(pred, batch, outputs)`` with the restored images, the
+    batch (``lq``, ``gt``, ``family``, ...) and the network's further outputs (``Backbone.forward_train``,
+    e.g. Zero-DCE's ``curves``); it returns ``(total, terms)``, the terms weighted as summed, for logging.
+
+    Each objective reads what it needs, so one without ground truth, with per-family weights or with outputs
+    of its own needs no special case in the LightningModule. The default is a full-reference loss:
+    ``self(pred, batch["gt"])``.
+    """
+
+    def objective(
+        self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if batch.get("gt") is None:
+            raise ValueError(f"{type(self).__name__} compares with the ground truth, but the batch has no `gt`")
+        return self(pred, batch["gt"])
+
+
+class RestorationLoss(Objective):
     """Weighted sum of reconstruction terms; returns the total and each weighted term for logging.
 
     A zero weight switches a term off (it is not computed). ``psnr`` is minus a PSNR in dB (it is negative and

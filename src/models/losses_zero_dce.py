@@ -12,9 +12,14 @@ Four terms, with the official weights (``lowlight_train.py``) as defaults:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from src.models.losses import Objective
 
 
 def spatial_consistency(enhanced: Tensor, original: Tensor, patch: int = 4) -> Tensor:
@@ -58,16 +63,15 @@ def illumination_smoothness(curves: Tensor) -> Tensor:
     return 2 * (dy / ((h - 1) * w) + dx / (h * (w - 1))) / n
 
 
-class ZeroDCELoss(nn.Module):
+class ZeroDCELoss(Objective):
     """Weighted sum of the zero-reference terms; returns the total and each weighted term for logging.
 
     Called as ``loss(pred, target, lq=..., curves=...)``: ``pred`` is the enhanced image, ``lq`` the input,
     ``curves`` the curve maps (:meth:`~src.models.backbones.zero_dce.ZeroDCE.curves`); ``target`` is ignored
     (may be ``None``). A zero weight switches a term off (it is not computed, and its input may be omitted).
+    In training (:meth:`objective`) it reads ``lq`` from the batch and ``curves`` from the network's outputs,
+    and never the ground truth.
     """
-
-    #: tells the training step to pass ``lq`` and ``curves`` (see ``RestorationModule.training_step``).
-    zero_reference = True
 
     def __init__(
         self,
@@ -93,6 +97,13 @@ class ZeroDCELoss(nn.Module):
         self.exposure_level = float(exposure_level)
         self.exposure_patch = int(exposure_patch)
         self.spatial_patch = int(spatial_patch)
+
+    def objective(
+        self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.weights["illumination"] and "curves" not in outputs:
+            raise ValueError("ZeroDCELoss needs the network's curve maps (a ZeroDCE backbone's `curves` output)")
+        return self(pred, lq=batch["lq"], curves=outputs.get("curves"))
 
     def forward(
         self, pred: Tensor, target: Tensor | None = None, *, lq: Tensor | None = None, curves: Tensor | None = None

@@ -59,6 +59,8 @@ class RestorationModule(L.LightningModule):
         metrics: the metric protocol (``metrics=<name>``) used for validation and test.
         pretrained: optional weights file loaded into the network before training or evaluation.
         official: name of the official network whose released key names ``pretrained`` may use.
+        official_parameters: the official implementation's parameter count for this configuration (the
+            paper's sizes), or ``None``; informative (``src.summary`` prints it beside the model's own).
         speed: the ``speed`` config group (``compile``, ``compile_mode``, ``channels_last``, ``fused_adamw``;
             each ``"auto"``, true or false; ``None``: all auto). Resolved for the Trainer's device in
             ``setup``; a module used without a Trainer runs as the baseline (eager, contiguous).
@@ -75,6 +77,7 @@ class RestorationModule(L.LightningModule):
         scheduler_interval: str = "epoch",
         pretrained: str | None = None,
         official: str | None = None,
+        official_parameters: int | None = None,
         clip_output: bool = True,
         speed: Mapping[str, Any] | None = None,
     ) -> None:
@@ -89,6 +92,7 @@ class RestorationModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.protocol = metrics
         self.clip_output = clip_output
+        self.official_parameters = official_parameters
         self.meters = nn.ModuleDict()
         #: per-benchmark test results of the last ``trainer.test`` (input and restored), for metrics.json
         self.test_results: dict[str, dict[str, float]] = {}
@@ -161,16 +165,14 @@ class RestorationModule(L.LightningModule):
         n = trainer.log_every_n_steps
         return n > 0 and (self.global_step + 1) % n == 0
 
-    def training_loss(self, lq: Tensor, gt: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """The training objective of one batch and its logged terms; ``make bench`` times exactly this."""
-        if getattr(self.loss, "zero_reference", False):
-            # Zero-DCE-style losses judge the output against the input and the curve maps; no ground truth
-            curves = self.net.curves(lq)
-            pred, aux = self.net.apply_curves(lq, curves), {}
-            total, terms = self.loss(pred, gt, lq=lq, curves=curves)
-        else:
-            pred, aux = self.net(lq, head=self.head)
-            total, terms = self.loss(pred, gt)
+    def training_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training objective of one batch and its logged terms; ``make bench`` times exactly this.
+
+        The network's auxiliary losses are added; what else the objective reads (the ground truth, the input,
+        further network outputs) is the loss's business (:class:`src.models.losses.Objective`).
+        """
+        pred, aux, outputs = self.net.forward_train(batch["lq"], head=self.head)
+        total, terms = self.loss.objective(pred, batch, outputs)
         for name, value in aux.items():
             total = total + value
             terms[f"aux/{name}"] = value
@@ -182,7 +184,7 @@ class RestorationModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         if self.speed is not None:  # here, not in on_after_batch_transfer: the datamodule may own that hook
             batch["lq"] = prepare_input(batch["lq"], self.speed)
-        total, terms = self.training_loss(batch["lq"], batch.get("gt"))
+        total, terms = self.training_loss(batch)
         if self._check_finite_now() and not torch.isfinite(total):
             raise DivergedError(
                 f"training loss is {total.item()} at step {self.global_step} (families {set(batch['family'])}; "

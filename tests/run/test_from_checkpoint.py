@@ -24,6 +24,8 @@ from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["model=restormer_tiny", "model.backbone.dim=8", "trainer=cpu", "logger=none"]
+#: the stored data of the genuine checkpoint: one family, small test images (the stored group is what eval uses)
+SMALL_DATA = ["data.families=[noise]", "data.test_source.max_side=48"]
 
 
 class _Payload:
@@ -40,7 +42,7 @@ class _Payload:
 def genuine(tmp_path_factory) -> dict:
     """A real checkpoint's content (tiny Restormer weights and its stored run config)."""
     folder = tmp_path_factory.mktemp("genuine")
-    cfg = compose("eval", TINY, folder)
+    cfg = compose("eval", [*TINY, *SMALL_DATA], folder)
     model = build_model(cfg)
     return {"state_dict": model.state_dict(), STORED_KEY: run_config(cfg)}
 
@@ -116,7 +118,7 @@ def test_a_group_named_on_the_command_line_is_not_read_from_the_checkpoint(tmp_p
     """The user's own choice replaces the stored group, so the crafted part is never looked at, let alone built."""
     marker, payload = marker_and_payload
     ckpt = _craft(tmp_path, genuine, "metrics", {"_target_": "builtins.open", "file": str(marker), "mode": "w"})
-    cfg = compose("eval", [*TINY, f"ckpt_path={ckpt}", "data.test_source.max_side=48"], tmp_path / "run")
+    cfg = compose("eval", [*TINY, f"ckpt_path={ckpt}"], tmp_path / "run")
     record = evaluate(cfg, overridden={"metrics"})
     assert record["protocol"] == "promptir"
     assert not marker.exists()

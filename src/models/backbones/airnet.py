@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head, add_aux
+from src.models.backbones.base import Backbone, FeatureInfo, Head, add_aux
 from src.models.layers.deform import GuidedDeformConv
 
 #: the official LeakyReLU slope, everywhere in AirNet.
@@ -258,7 +258,7 @@ def key_view(lq: Tensor, fraction: float) -> Tensor:
     return torch.stack(views)
 
 
-class AirNet(nn.Module):
+class AirNet(Backbone):
     """The AirNet backbone; in eval mode with no head it is the official network.
 
     Args:
@@ -298,6 +298,7 @@ class AirNet(nn.Module):
         #: train the encoder alone with the unweighted contrastive loss (the official warm-up phase)
         self.encoder_only = False
         self.multiple = 1
+        self.in_channels = self.out_channels = in_channels
         self.feature_info: list[FeatureInfo] = [FeatureInfo(f"group{i}", channels, 1) for i in range(groups)]
 
     def forward(

@@ -1,16 +1,16 @@
-"""Contracts shared by every backbone: where heads may act, and padding to the network's multiple.
+"""The backbone contract (:class:`Backbone`), the head contract (:class:`Head`) and padding to a multiple.
 
-A backbone is a plain ``nn.Module`` that knows nothing of losses, data or devices. It publishes
-``feature_info`` so that a head can be sized from it (no hard-coded channel counts), and its
-``forward(lq, head=None)`` returns ``(pred, aux_losses)`` where ``aux_losses`` is a (possibly empty)
-dict of scalar tensors that the LightningModule adds to the training loss.
+A backbone is a plain ``nn.Module`` that knows nothing of losses, data or devices. What it publishes is
+declared once, here, so that heads, losses, inference, the summary and the tests read attributes every
+backbone has instead of guessing with ``getattr``; the registry-driven contract test
+(``tests/models/test_contract.py``) checks every ``conf/model`` config against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,16 +29,56 @@ class FeatureInfo:
     reduction: int
 
 
-class Head(Protocol):
-    """A degradation-aware part (prompts, experts, frequency modulation) built from ``feature_info``.
+class Head(nn.Module, ABC):
+    """A degradation-aware part (prompts, experts, frequency modulation) built as ``head(feature_info=...)``.
 
-    Called at each position as ``head(name, feature, image)`` with the position's name, the feature
-    map there and the (padded) degraded input image; returns the new feature and a dict of auxiliary
-    losses (empty when none). The feature keeps its spatial size and, unless the backbone was built for
-    another width there (PromptIR's latent: ``latent_out_channels``), its channels.
+    Called at each position as ``head(name, feature, image, **context)`` with the position's name, the feature
+    map there and the (padded) degraded input image; returns the new feature and a dict of auxiliary losses
+    (empty when none). The feature keeps its spatial size and, unless the backbone was built for another width
+    there (PromptIR's latent: ``latent_out_channels``), its channels. ``context_keys`` names further tensors
+    the head reads, which backbones that have them pass (MoCE-IR: ``shared``, ``latent``); others never do.
     """
 
-    def __call__(self, name: str, feature: Tensor, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]: ...
+    context_keys: tuple[str, ...] = ()
+
+    @abstractmethod
+    def forward(self, name: str, feature: Tensor, image: Tensor, **context: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The feature at position ``name`` after the head, and the head's auxiliary losses."""
+
+
+class Backbone(nn.Module, ABC):
+    """What every backbone publishes. Subclasses set these in ``__init__`` (the defaults suit a single-scale
+    RGB network that hosts no head):
+
+    * ``in_channels``, ``out_channels``: image channels in and out (RGB 3; gray DnCNN 1; dual-pixel Restormer
+      6 in, 3 out).
+    * ``multiple``: the size multiple the network works at; ``forward`` pads any input up to it and crops the
+      output back, so callers may pass any size (tiled inference aligns tiles to it).
+    * ``channels_per_level``: the feature width of each scale level, finest first (empty: single scale).
+    * ``feature_info``: where a head may act (:class:`FeatureInfo`, in call order); empty: no head fits.
+
+    ``forward(lq, head=None)`` returns ``(image, aux_losses)``: the restored image, the size of ``lq``, and a
+    (possibly empty) dict of scalar auxiliary losses (a head's balance loss, AirNet's contrastive loss) that
+    training adds to the objective. ``forward_train`` also returns the further outputs a loss may ask for.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 3
+    multiple: int = 1
+    channels_per_level: Sequence[int] = ()
+    feature_info: Sequence[FeatureInfo] = ()
+
+    @abstractmethod
+    def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The restored image of ``lq`` (B x in_channels x H x W) and the auxiliary losses."""
+
+    def forward_train(
+        self, lq: Tensor, head: Head | None = None
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """``forward`` plus named outputs a loss may need besides the image (Zero-DCE's curve maps); a loss
+        names what it reads (:class:`src.models.losses.Objective`). Default: no further outputs."""
+        image, aux = self(lq, head=head)
+        return image, aux, {}
 
 
 def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Tensor, tuple[int, int]]:
@@ -60,13 +100,13 @@ def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     return x[..., : size[0], : size[1]]
 
 
-class NoHead(nn.Module):
-    """The identity head (``model/head=none``): leaves every feature unchanged."""
+class NoHead(Head):
+    """The identity head: leaves every feature unchanged (a backbone with it equals the backbone alone)."""
 
-    def __init__(self, feature_info: list[FeatureInfo] | None = None) -> None:
+    def __init__(self, feature_info: Sequence[FeatureInfo] | None = None) -> None:
         super().__init__()
 
-    def forward(self, name: str, feature: Tensor, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, name: str, feature: Tensor, image: Tensor, **context: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return feature, {}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head
+from src.models.backbones.base import Backbone, FeatureInfo, Head
 
 #: KAIR's batch norm: eps 1e-4 and momentum 0.9 (PyTorch meaning: the batch statistic gets weight 0.9).
 BN_EPS, BN_MOMENTUM = 1e-4, 0.9
@@ -43,7 +43,7 @@ class ConvLayer(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
 
-class DnCNN(nn.Module):
+class DnCNN(Backbone):
     """KAIR's DnCNN: ``depth`` 3x3 convolutions of ``channels`` features; ``forward`` returns ``x - net(x)``.
 
     Defaults are the grayscale sigma-specific model (17 layers, batch norm); the colour blind model uses
@@ -72,6 +72,7 @@ class DnCNN(nn.Module):
         self.body = nn.Sequential(*(ConvLayer(channels, batch_norm, activation) for _ in range(depth - 2)))
         self.last = nn.Conv2d(channels, out_channels, 3, padding=1)
         self.multiple = 1
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.feature_info: list[FeatureInfo] = []
 
     def noise(self, x: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
+from src.models.backbones.base import Backbone, FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
 from src.models.backbones.restormer import EncoderLevel
 from src.models.layers.cross_attention import CrossChannelAttention
 from src.models.layers.norm import ChannelLayerNorm
@@ -42,8 +42,7 @@ def call_head(
 
     So that plain heads (``head(name, feature, image)``) and context-reading heads (the experts) both fit.
     """
-    wanted = getattr(head, "context_keys", ())
-    return head(name, feature, image, **{k: v for k, v in context.items() if k in wanted})
+    return head(name, feature, image, **{k: v for k, v in context.items() if k in head.context_keys})
 
 
 class ExpertDecoderBlock(nn.Module):
@@ -97,7 +96,7 @@ class ExpertDecoderLevel(nn.Module):
         return x, aux
 
 
-class MoCEIR(nn.Module):
+class MoCEIR(Backbone):
     """MoCE-IR's encoder-decoder; with the experts head (``ExpertsHead``) it is the official network.
 
     ``num_blocks`` and ``heads`` give one entry per level (the last is the latent); ``num_dec_blocks`` one per
@@ -145,6 +144,7 @@ class MoCEIR(nn.Module):
         widths = tuple(dim * 2**i for i in range(levels))
         self.channels_per_level = widths
         self.multiple = 2 ** (levels - 1)
+        self.in_channels = self.out_channels = in_channels
 
         self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
         self.encoders = nn.ModuleList(

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
+from src.models.backbones.base import Backbone, FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
 from src.models.layers.norm import ChannelLayerNorm
 
 #: NAFNetLocal's pooling window, relative to the training crop.
@@ -149,7 +149,7 @@ def local_kernels(train_size: Sequence[int], levels: int) -> list[tuple[int, int
     return [((ph >> i) * bh // th, (pw >> i) * bw // tw) for i in range(levels + 1)]
 
 
-class NAFNet(nn.Module):
+class NAFNet(Backbone):
     """The NAFNet backbone; with no head it is exactly the official network (or NAFNetLocal).
 
     ``enc_blk_nums`` and ``dec_blk_nums`` give one entry per level (same length); the input is zero-padded on
@@ -187,6 +187,7 @@ class NAFNet(nn.Module):
 
         self.channels_per_level = widths
         self.multiple = 2**levels
+        self.in_channels = self.out_channels = in_channels
         self.global_residual = global_residual
         self.local_pool_train_size = None if local_pool_train_size is None else tuple(local_pool_train_size[-2:])
 

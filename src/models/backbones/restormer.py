@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
+from src.models.backbones.base import Backbone, FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
 from src.models.layers.sampling import Downsample, Upsample
 from src.models.layers.transformer import TransformerBlock
 
@@ -54,7 +54,7 @@ class DecoderLevel(nn.Module):
         return self.blocks(self.fuse(torch.cat([self.up(below), skip], dim=1)))
 
 
-class Restormer(nn.Module):
+class Restormer(Backbone):
     """The Restormer backbone; with no head it is exactly the official network, plus padding to ``multiple``.
 
     ``num_blocks`` and ``heads`` give one entry per level (at least two levels). ``dual_pixel_task`` adds the
@@ -112,6 +112,7 @@ class Restormer(nn.Module):
         widths = tuple(dim * 2**i for i in range(levels))
         self.channels_per_level = widths
         self.multiple = 2 ** (levels - 1)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.global_residual = global_residual
         self.latent_out_channels = latent_out_channels or widths[-1]
         if self.latent_out_channels != widths[-1] and levels < 3:

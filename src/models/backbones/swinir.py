@@ -29,7 +29,7 @@ from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from src.models.backbones.base import FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
+from src.models.backbones.base import Backbone, FeatureInfo, Head, add_aux, crop_to, pad_to_multiple
 
 #: the RGB mean the official code subtracts (DIV2K's); other channel counts subtract nothing.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -223,7 +223,7 @@ class ResidualSwinGroup(nn.Module):
 # ----------------------------------------------------------------------------------------------- network
 
 
-class SwinIR(nn.Module):
+class SwinIR(Backbone):
     """The SwinIR backbone for same-size restoration; with no head it is the official ``upscale=1`` network.
 
     Args:
@@ -265,6 +265,7 @@ class SwinIR(nn.Module):
         self.img_size = resolution
         self.window_size = window_size
         self.multiple = window_size
+        self.out_channels = in_channels
         self.img_range = float(img_range)
         self.mean = RGB_MEAN if in_channels == 3 else (0.0,) * in_channels
 

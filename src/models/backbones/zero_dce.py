@@ -5,8 +5,8 @@ then two that each take the concatenation of the previous output and the mirrore
 (symmetric skips), and a last one whose ``tanh`` gives ``iterations`` curve maps ``r`` of ``in_channels``
 channels each. The image is enhanced by ``x <- x + r * (x**2 - x)`` once per map, without clamping.
 
-The zero-reference losses (:mod:`src.models.losses_zero_dce`) need the curve maps: :meth:`ZeroDCE.curves`
-computes them and :meth:`ZeroDCE.apply_curves` the enhancement, so a training step can run the network once.
+The zero-reference losses (:mod:`src.models.losses_zero_dce`) need the curve maps: :meth:`ZeroDCE.forward_train`
+returns them beside the enhanced image, so a training step runs the network once.
 There are no head positions (``feature_info = []``).
 """
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo, Head
+from src.models.backbones.base import Backbone, FeatureInfo, Head
 
 
 def apply_curves(x: Tensor, curves: Tensor) -> Tensor:
@@ -29,7 +29,7 @@ def apply_curves(x: Tensor, curves: Tensor) -> Tensor:
     return x
 
 
-class ZeroDCE(nn.Module):
+class ZeroDCE(Backbone):
     """DCE-Net: ``forward(lq)`` returns the enhanced image (after all ``iterations`` curve steps) and ``{}``."""
 
     def __init__(self, in_channels: int = 3, channels: int = 32, iterations: int = 8) -> None:
@@ -43,6 +43,7 @@ class ZeroDCE(nn.Module):
         self.dec2 = nn.Conv2d(2 * channels, channels, 3, padding=1)  # [enc2, dec3]
         self.to_curves = nn.Conv2d(2 * channels, in_channels * iterations, 3, padding=1)  # [enc1, dec2]
         self.multiple = 1
+        self.in_channels = self.out_channels = in_channels
         self.feature_info: list[FeatureInfo] = []
 
     def curves(self, x: Tensor) -> Tensor:
@@ -59,3 +60,10 @@ class ZeroDCE(nn.Module):
 
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         return apply_curves(lq, self.curves(lq)), {}
+
+    def forward_train(
+        self, lq: Tensor, head: Head | None = None
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """The enhanced image and, for the zero-reference loss, the curve maps (the network runs once)."""
+        curves = self.curves(lq)
+        return apply_curves(lq, curves), {}, {"curves": curves}

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo
+from src.models.backbones.base import FeatureInfo, Head
 from src.models.layers.norm import ChannelLayerNorm
 
 NoiseSource = Callable[[Tensor], Tensor]
@@ -292,7 +292,7 @@ class ExpertLayer(nn.Module):
         self._usage = None
 
 
-class ExpertsHead(nn.Module):
+class ExpertsHead(Head):
     """A mixture of complexity experts at every position of ``feature_info`` (one :class:`ExpertLayer` each).
 
     Args:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo
+from src.models.backbones.base import FeatureInfo, Head
 from src.models.layers.cross_attention import CrossChannelAttention
 
 
@@ -155,7 +155,7 @@ class FrequencyBlock(nn.Module):
         return modulated * self.scale + feature * self.skip_scale
 
 
-class FrequencyHead(nn.Module):
+class FrequencyHead(Head):
     """A :class:`FrequencyBlock` at every position of ``feature_info``; features keep their shape.
 
     Args:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.models.backbones.base import FeatureInfo
+from src.models.backbones.base import FeatureInfo, Head
 from src.models.layers.transformer import TransformerBlock
 
 _NORM_WITH_BIAS = {"WithBias": True, "BiasFree": False}
@@ -99,7 +99,7 @@ def official_unused(channels: int, prompt_dim: int, reduced_dim: int, bias: bool
     return modules.requires_grad_(False)
 
 
-class PromptHead(nn.Module):
+class PromptHead(Head):
     """PromptIR's prompt block at every position of ``feature_info`` (one :class:`PromptBlock` each).
 
     Args:

@@ -1,4 +1,4 @@
-"""Print a model's size: ``python -m src.models.summary model=promptir [resolution=[256,256]]``.
+"""Print a model's size: ``python -m src.summary model=promptir [resolution=[256,256]]``.
 
 Parameters are counted on the real module; FLOPs on a copy built on the meta device (shapes only, no
 memory), with PyTorch's flop counter (one multiply-add = 2 FLOPs; element-wise operations not counted).
@@ -13,42 +13,41 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
-from torch import Tensor, nn
+from torch import nn
 
 from src.models.profile import count_flops, count_parameters
-from src.run.assemble import build, is_empty
+from src.run.assemble import build_model
 from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
 
-class _Restorer(nn.Module):
-    """Backbone plus head as the LightningModule composes them, returning the image only."""
-
-    def __init__(self, model_cfg: DictConfig) -> None:
-        super().__init__()
-        self.net = build(model_cfg.backbone, "model.backbone")
-        head = None if is_empty(model_cfg.get("head")) else build(model_cfg.head, "model.head")
-        self.head = head(feature_info=self.net.feature_info) if head is not None else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x, head=self.head)[0]
+def _restorer(model: Any) -> nn.ModuleDict:
+    """The network and its head: what the parameter count is of (the loss and the meters are not the network)."""
+    return nn.ModuleDict({"net": model.net, **({"head": model.head} if model.head is not None else {})})
 
 
-def summarise(model_cfg: DictConfig, resolution: tuple[int, int] = (256, 256)) -> dict[str, Any]:
-    """Parameter counts, FLOPs at ``resolution`` and the feature channels of each level."""
-    model = _Restorer(model_cfg)
+def summarise(cfg: DictConfig, resolution: tuple[int, int] = (256, 256)) -> dict[str, Any]:
+    """Parameter counts, FLOPs at ``resolution`` and the feature channels of each level of ``cfg.model``.
+
+    The model is built as every command builds it (:func:`src.run.assemble.build_model`); FLOPs are counted on
+    a second copy built on the meta device (shapes only, no memory).
+    """
+    model = build_model(cfg)
     with torch.device("meta"):
-        meta = _Restorer(model_cfg)
+        meta = build_model(cfg)
     h, w = resolution
+    parts = _restorer(model)
+    net = model.net
     return {
-        "backbone": type(model.net).__name__,
+        "backbone": type(net).__name__,
         "head": type(model.head).__name__ if model.head is not None else "none",
-        "parameters": count_parameters(model),
-        "trainable_parameters": count_parameters(model, trainable_only=True),
-        "flops": count_flops(meta.eval(), (1, 3, h, w)),
+        "parameters": count_parameters(parts),
+        "official_parameters": model.official_parameters,
+        "trainable_parameters": count_parameters(parts, trainable_only=True),
+        "flops": count_flops(meta.eval(), (1, net.in_channels, h, w)),
         "resolution": (h, w),
-        "channels_per_level": list(getattr(model.net, "channels_per_level", [])),
-        "head_positions": [(f.name, f.channels, f.reduction) for f in getattr(model.net, "feature_info", [])],
+        "channels_per_level": list(net.channels_per_level),
+        "head_positions": [(f.name, f.channels, f.reduction) for f in net.feature_info],
     }
 
 
@@ -64,7 +63,9 @@ def parse_resolution(value: Any) -> tuple[int, int]:
 def render(info: dict[str, Any], name: str) -> Table:
     table = Table(title=f"model={name}", show_header=False)
     table.add_row("backbone / head", f"{info['backbone']} / {info['head']}")
-    table.add_row("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f}M)")
+    official = info.get("official_parameters")
+    official = f"; official: {official:,}" if official is not None else ""
+    table.add_row("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f}M{official})")
     table.add_row("trainable parameters", f"{info['trainable_parameters']:,}")
     h, w = info["resolution"]
     table.add_row(f"FLOPs at {h}x{w}", f"{info['flops'] / 1e9:.2f} G ({info['flops'] / 2e9:.2f} G multiply-adds)")
@@ -77,13 +78,13 @@ def render(info: dict[str, Any], name: str) -> Table:
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="summary")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="summary")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     name = HydraConfig.get().runtime.choices.get("model", "?")
-    info = summarise(cfg.model, parse_resolution(cfg.resolution))
+    info = summarise(cfg, parse_resolution(cfg.resolution))
     Console(width=120).print(render(info, name))
 
 

@@ -5,24 +5,24 @@ import sys
 
 import pytest
 
-from src.models.summary import summarise
+from src.summary import summarise
 from tests.conftest import ROOT, compose
 
 
 def test_summary_counts_match_the_built_model(tmp_path):
     cfg = compose("train", ["model=restormer_tiny"], tmp_path)
-    info = summarise(cfg.model, (64, 64))
+    info = summarise(cfg, (64, 64))
     from src.run.assemble import build_model
 
     model = build_model(cfg)
     assert info["parameters"] == sum(p.numel() for p in model.net.parameters())
     assert info["flops"] > 0 and info["channels_per_level"] == [16, 32, 64, 128]
-    bigger = summarise(cfg.model, (128, 128))
+    bigger = summarise(cfg, (128, 128))
     assert bigger["flops"] > 3 * info["flops"]  # convolutions scale with the pixel count
 
 
 def test_summary_command_prints_the_paper_count():
-    proc = subprocess.run([sys.executable, "-m", "src.models.summary", "model=restormer"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "src.summary", "model=restormer"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "26.13M" in proc.stdout and "FLOPs at 256x256" in proc.stdout
@@ -30,7 +30,7 @@ def test_summary_command_prints_the_paper_count():
 
 @pytest.mark.parametrize("value", ["abc", [64, "x"], -3, [0, 64], [64, 64, 64], True])
 def test_a_resolution_that_is_not_two_positive_numbers_is_one_clear_line(value):
-    from src.models.summary import parse_resolution
+    from src.summary import parse_resolution
     from src.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"resolution=.*: expected \[H,W\], two whole numbers >= 1"):
@@ -38,6 +38,6 @@ def test_a_resolution_that_is_not_two_positive_numbers_is_one_clear_line(value):
 
 
 def test_one_number_is_a_square_resolution():
-    from src.models.summary import parse_resolution
+    from src.summary import parse_resolution
 
     assert parse_resolution(48) == (48, 48) and parse_resolution([32, 40]) == (32, 40)
