@@ -49,16 +49,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     record = None
-    if cfg.get("test", True) and not trainer.fast_dev_run:
-        best = _best_checkpoint(trainer)
-        if best is None:
-            log.warning("no best checkpoint was saved; testing the final weights")
-        else:
+    if cfg.get("test", True):
+        best = None if trainer.fast_dev_run else _best_checkpoint(trainer)
+        if best is not None:
             # the checkpoint's state_dict, as src.eval reads it: with EMA these are the averaged weights
             # (Lightning's ckpt_path= route would let the EMA callback swap the raw weights back in)
             model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        elif not trainer.fast_dev_run:
+            log.warning("no best checkpoint was saved; testing the final weights")
         trainer.test(model, datamodule=datamodule, verbose=False)
-        record = report_test(trainer, model, cfg, loggers, checkpoint=best)
+        if not trainer.fast_dev_run:  # fast_dev_run (debug=fdr) runs one batch of each loop and writes no results
+            record = report_test(trainer, model, cfg, loggers, checkpoint=best)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return {"metrics": metrics, "record": record, "trainer": trainer, "model": model}
 

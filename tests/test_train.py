@@ -210,3 +210,21 @@ def test_more_gpus_than_the_machine_has_are_refused_and_cpu_oversubscription_is_
     cores = len(os.sched_getaffinity(0))
     check_trainer_devices(tiny_cfg(f"trainer.devices={cores + 2}"))
     assert f"trainer.devices={cores + 2} starts {cores + 2} CPU processes on {cores} core(s)" in caplog.text
+
+
+def test_a_plain_run_returns_no_optimized_metric_and_a_sweep_names_a_missing_one(tiny_cfg):
+    """A resumed, already finished run logs no val/psnr; only a sweep asks for it (hparams_search=optuna)."""
+    from src.train import optimized_metric
+    from src.utils.errors import ConfigError
+
+    assert optimized_metric(tiny_cfg(), {}) is None
+    sweep = tiny_cfg("hparams_search=optuna")
+    assert optimized_metric(sweep, {"val/psnr": 30.0}) == 30.0
+    with pytest.raises(ConfigError, match="optimized_metric='val/psnr' was not logged"):
+        optimized_metric(sweep, {})
+
+
+def test_fast_dev_run_runs_one_test_batch_and_writes_no_results(tiny_cfg, tmp_path):
+    out = train(tiny_cfg("debug=fdr"))
+    assert out["record"] is None and "test/psnr" in out["metrics"]
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()

@@ -207,8 +207,3 @@ def locate(
         ]
         raise DataNotFoundError("\n".join(lines))
     return root_path, layout
-
-
-def require_folders(root: str | Path | None, families: list[str], setting: str, layout: str = "auto") -> Path:
-    """Return the resolved root if every needed folder exists, else raise :class:`DataNotFoundError`."""
-    return locate(root, families, setting, layout)[0]

@@ -28,7 +28,7 @@ BACKBONES = {
     "restormer_tiny": [],
     "promptir_tiny": [],
     "nafnet_tiny": [],
-    "moce_ir_tiny": ["model.head.noise_in_eval=false"],
+    "moce_ir_tiny": ["model.head.router_noise_in_eval=false"],
 }
 
 

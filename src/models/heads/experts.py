@@ -13,13 +13,13 @@ protocol), so multi-GPU training needs no DDP unused-parameter search: the Light
 expert in the loss with a zero weight and, before the optimiser step, clears the gradients of experts no
 rank used, exactly as the official ``find_unused_parameters=True`` run leaves them (``None``, skipped by AdamW).
 
-Official quirks kept: the router noise is drawn in eval mode too (``noise_in_eval``); the Laplacian kernel is
+Official quirks kept: the router noise is drawn in eval mode too (``router_noise_in_eval``); the Laplacian kernel is
 trainable (the official ``freeze`` assigns ``requires_grad_`` instead of calling it); the expert's depth
 loop recomputes the same pass, so an expert is applied once. Every image is routed on its own, in eval mode
 too (the official eval path only works for batch size 1; for one image both give the same).
 
-The router noise is a replaceable callable ``router.noise_source(logits) -> noise`` (see
-:func:`set_noise_source`), so tests can replay the noise the official code drew.
+The router noise is a replaceable callable ``router.router_noise_source(logits) -> noise`` (see
+:func:`set_router_noise`), so tests can replay the noise the official code drew.
 
 The head reads two context tensors when the backbone passes them (``context_keys``): ``shared`` (the
 modulating feature; default: the feature itself) and ``latent`` (the source of the frequency embedding,
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from src.models.backbones.base import FeatureInfo, Head
 from src.models.layers.norm import ChannelLayerNorm
 
-NoiseSource = Callable[[Tensor], Tensor]
+RouterNoiseSource = Callable[[Tensor], Tensor]
 
 #: rank of expert ``i`` of ``n`` at a position of ``c`` channels, for each official ``rank_type``
 RANK_RULES: dict[str, Callable[[int, int, int, int], int]] = {
@@ -54,7 +54,7 @@ RANK_RULES: dict[str, Callable[[int, int, int, int], int]] = {
 }
 
 
-class GaussianNoise:
+class GaussianRouterNoise:
     """``randn_like(logits) * std``: the official router noise (a class, so models with it still pickle)."""
 
     def __init__(self, std: float) -> None:
@@ -64,12 +64,12 @@ class GaussianNoise:
         return torch.randn_like(logits) * self.std
 
 
-def zero_noise(logits: Tensor) -> Tensor:
+def no_router_noise(logits: Tensor) -> Tensor:
     """No router noise: routing is deterministic."""
     return torch.zeros_like(logits)
 
 
-class ReplayNoise:
+class ReplayRouterNoise:
     """Hands out given noise tensors in call order (times ``scale``), e.g. those an official forward drew."""
 
     def __init__(self, tensors: Iterable[Tensor], scale: float = 1.0) -> None:
@@ -84,7 +84,7 @@ class ReplayNoise:
 
     def __call__(self, logits: Tensor) -> Tensor:
         if not self.remaining:
-            raise RuntimeError(f"ReplayNoise ran out of recorded noise tensors after {len(self._tensors)} calls")
+            raise RuntimeError(f"ReplayRouterNoise ran out of recorded noise tensors after {len(self._tensors)} calls")
         noise = self._tensors[self._next]
         self._next += 1
         if noise.shape != logits.shape:
@@ -172,8 +172,8 @@ class NoisyTopKRouter(nn.Module):
     """Official ``RoutingFunction``: top-k of ``softmax(logits + noise)``, logits from the pooled feature
     (``gate``) plus the frequency embedding (``frequency_gate``, absent without one).
 
-    ``noise_std`` (official ``1 / num_experts``) scales the default noise and the load loss; ``noise_source``
-    makes the noise. With ``noise_in_eval`` off, eval-mode routing is noise-free. ``complexity`` (a buffer,
+    ``noise_std`` (official ``1 / num_experts``) scales the default noise and the load loss; ``router_noise_source``
+    makes the noise. With ``router_noise_in_eval`` off, eval-mode routing is noise-free. ``complexity`` (a buffer,
     saved in checkpoints) is each expert's parameter count scaled by ``complexity_scale``; with
     ``use_complexity`` it weights the importance loss.
     """
@@ -187,15 +187,15 @@ class NoisyTopKRouter(nn.Module):
         frequency_channels: int | None = None,
         use_complexity: bool = False,
         noise: bool = True,
-        noise_in_eval: bool = True,
+        router_noise_in_eval: bool = True,
     ) -> None:
         super().__init__()
         self.top_k = top_k
         self.num_experts = num_experts
         self.use_complexity = use_complexity
         self.noise_std = 1.0 / num_experts
-        self.noise_in_eval = noise_in_eval
-        self.noise_source: NoiseSource = GaussianNoise(self.noise_std) if noise else zero_noise
+        self.router_noise_in_eval = router_noise_in_eval
+        self.router_noise_source: RouterNoiseSource = GaussianRouterNoise(self.noise_std) if noise else no_router_noise
         self.gate = nn.Linear(channels, num_experts, bias=False)
         self.frequency_gate = nn.Linear(frequency_channels, num_experts, bias=False) if frequency_channels else None
         self.register_buffer("complexity", complexity)
@@ -206,7 +206,7 @@ class NoisyTopKRouter(nn.Module):
             if frequency is None:
                 raise ValueError("this router was built with a frequency gate but got no frequency embedding")
             logits = logits + self.frequency_gate(frequency)
-        noisy = logits + self.noise_source(logits) if self.training or self.noise_in_eval else logits
+        noisy = logits + self.router_noise_source(logits) if self.training or self.router_noise_in_eval else logits
         gates, indices = noisy.softmax(dim=-1).topk(self.top_k, dim=-1)
         balance = None
         if self.training:
@@ -246,7 +246,7 @@ class ExpertLayer(nn.Module):
         use_complexity: bool,
         complexity_scale: str,
         noise: bool,
-        noise_in_eval: bool,
+        router_noise_in_eval: bool,
     ) -> None:
         super().__init__()
         self.experts = nn.ModuleList(ComplexityExpert(channels, r, p) for r, p in zip(ranks, patches, strict=True))
@@ -254,7 +254,8 @@ class ExpertLayer(nn.Module):
         sizes = torch.tensor([float(sum(p.numel() for p in e.parameters())) for e in self.experts])
         scale = {"max": sizes.max(), "min": sizes.min(), "none": torch.tensor(1.0)}[complexity_scale]
         self.router = NoisyTopKRouter(
-            channels, len(self.experts), top_k, sizes / scale, frequency_channels, use_complexity, noise, noise_in_eval
+            channels, len(self.experts), top_k, sizes / scale, frequency_channels, use_complexity, noise,
+            router_noise_in_eval,
         )
         #: images routed to each expert by training forwards since ``reset_usage`` (a plain attribute, not a
         #: buffer: DDP would broadcast rank 0's buffers over the other ranks' counts)
@@ -307,7 +308,7 @@ class ExpertsHead(Head):
             it gets no experts. Not in ``feature_info`` (or ``None``): routing from the feature alone.
         balance_weight: weight of the balance loss, averaged over the positions (official 0.01).
         router_noise: Gaussian noise (std ``1 / num_experts``) on the router logits; off: none.
-        noise_in_eval: also in eval mode, as officially (the output is then random).
+        router_noise_in_eval: also in eval mode, as officially (the output is then random).
     """
 
     #: context tensors this head reads when the backbone offers them (see ``backbones.moce_ir.call_head``)
@@ -326,7 +327,7 @@ class ExpertsHead(Head):
         frequency_source: str | None = "latent",
         balance_weight: float = 0.01,
         router_noise: bool = True,
-        noise_in_eval: bool = True,
+        router_noise_in_eval: bool = True,
     ) -> None:
         super().__init__()
         if rank_type not in RANK_RULES:
@@ -358,7 +359,7 @@ class ExpertsHead(Head):
                 use_complexity,
                 complexity_scale,
                 router_noise,
-                noise_in_eval,
+                router_noise_in_eval,
             )
 
     def forward(
@@ -383,10 +384,10 @@ class ExpertsHead(Head):
         return [layer.router for layer in self.layers.values()]
 
 
-def set_noise_source(module: nn.Module, source: NoiseSource) -> None:
+def set_router_noise(module: nn.Module, source: RouterNoiseSource) -> None:
     """Use ``source`` for the noise of every router inside ``module`` (one shared callable, call order)."""
     routers = [m for m in module.modules() if isinstance(m, NoisyTopKRouter)]
     if not routers:
         raise ValueError(f"{type(module).__name__} holds no router")
     for router in routers:
-        router.noise_source = source
+        router.router_noise_source = source

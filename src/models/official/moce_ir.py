@@ -9,7 +9,7 @@ deepest (``dec.0``); ours by level (``decoders[levels - 2]``).
 Where it is not a plain rename:
 
 * the router noise is drawn in eval mode too; ``router_noise=False`` makes it exactly zero (the official
-  ``noise_std = 0``), and each router's ``noise_source`` can be replaced (``set_noise_source``);
+  ``noise_std = 0``), and each router's ``router_noise_source`` can be replaced (``set_router_noise``);
 * the official eval path only works for batch size 1; ours routes each image on its own in train and eval;
 * ``depth_type`` and ``stage_depth`` are checked but change nothing: the official expert loop recomputes one
   pass ``depth`` times from the same input and keeps the last;
@@ -75,12 +75,12 @@ def _check(kwargs: Mapping) -> None:
 def build(
     official_kwargs: Mapping,
     router_noise: bool = True,
-    noise_in_eval: bool = True,
+    router_noise_in_eval: bool = True,
     balance_weight: float = 0.01,
 ) -> OfficialWrapper:
     """Our network configured like ``MoCEIR(**official_kwargs)``; ``forward(x)`` returns the image.
 
-    ``router_noise`` (official: on, in eval too unless ``noise_in_eval`` is off) and ``balance_weight`` (the
+    ``router_noise`` (official: on, in eval too unless ``router_noise_in_eval`` is off) and ``balance_weight`` (the
     official training recipe's 0.01) are ours.
     """
     unknown = sorted(set(official_kwargs) - set(OFFICIAL_DEFAULTS))
@@ -116,7 +116,7 @@ def build(
         frequency_source="latent",
         balance_weight=balance_weight,
         router_noise=router_noise,
-        noise_in_eval=noise_in_eval,
+        router_noise_in_eval=router_noise_in_eval,
     )
     return OfficialWrapper(net, head)
 

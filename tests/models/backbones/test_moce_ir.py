@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from src.models.backbones.moce_ir import MoCEIR
-from src.models.heads.experts import ExpertsHead, set_noise_source
+from src.models.heads.experts import ExpertsHead, set_router_noise
 from tests.helpers import RecordingHead
 
 #: the reference vectors' size (official tiny_kwargs)
@@ -111,7 +111,7 @@ def _dead_after_forcing_every_expert(dim: int) -> list[str]:
     assert all(p.requires_grad for _, p in params)
     lq, gt = torch.rand(2, 3, 20, 24), torch.rand(2, 3, 20, 24)
     for expert in range(4):
-        set_noise_source(head, lambda logits, e=expert: 100.0 * F.one_hot(torch.full_like(logits[:, 0], e).long(), 4))
+        set_router_noise(head, lambda logits, e=expert: 100.0 * F.one_hot(torch.full_like(logits[:, 0], e).long(), 4))
         pred, aux = net(lq, head=head)
         (F.l1_loss(pred, gt) + aux["moe_balance"]).backward()
     assert all(torch.isfinite(p.grad).all() for _, p in params if p.grad is not None)

@@ -14,10 +14,10 @@ from src.models.heads.experts import (
     ExpertsHead,
     FrequencyEmbedding,
     NoisyTopKRouter,
-    ReplayNoise,
+    ReplayRouterNoise,
+    no_router_noise,
     patch_fourier_product,
-    set_noise_source,
-    zero_noise,
+    set_router_noise,
 )
 
 #: official MoCE_IR (dim 48) head positions: the latent and 4 + 4 + 2 decoder blocks
@@ -30,7 +30,7 @@ PAPER = [FeatureInfo("latent", 384, 8)] + [
 
 def _layer(channels: int = 8, top_k: int = 1, frequency_channels: int | None = None, **router) -> ExpertLayer:
     torch.manual_seed(0)
-    options = dict(use_complexity=False, complexity_scale="max", noise=False, noise_in_eval=True) | router
+    options = dict(use_complexity=False, complexity_scale="max", noise=False, router_noise_in_eval=True) | router
     return ExpertLayer(channels, [2, 2, 4, 8], [4, 8, 16, 32], top_k, frequency_channels, **options)
 
 
@@ -89,32 +89,32 @@ def test_frequency_embedding_starts_from_a_trainable_laplacian() -> None:
 def test_the_noise_source_picks_the_experts_and_eval_noise_can_be_switched_off() -> None:
     router = NoisyTopKRouter(8, 4, 2, torch.ones(4), noise=False).eval()
     feature = torch.randn(3, 8, 5, 5)
-    router.noise_source = lambda logits: 100.0 * torch.tensor([0.0, 0.0, 1.0, 2.0]).expand_as(logits)
+    router.router_noise_source = lambda logits: 100.0 * torch.tensor([0.0, 0.0, 1.0, 2.0]).expand_as(logits)
     assert router(feature).indices.tolist() == [[3, 2]] * 3
-    router.noise_in_eval = False
+    router.router_noise_in_eval = False
     clean = router(feature)
-    router.noise_source = zero_noise
+    router.router_noise_source = no_router_noise
     assert torch.equal(router(feature).indices, clean.indices) and router(feature).balance is None
 
 
 def test_replay_noise_hands_out_tensors_in_order_and_says_when_it_runs_out() -> None:
-    replay = ReplayNoise([torch.ones(1, 4), 2 * torch.ones(1, 4)], scale=0.5)
+    replay = ReplayRouterNoise([torch.ones(1, 4), 2 * torch.ones(1, 4)], scale=0.5)
     logits = torch.zeros(1, 4)
     assert replay(logits).tolist() == [[0.5] * 4] and replay(logits).tolist() == [[1.0] * 4]
     assert replay.remaining == 0
     with pytest.raises(RuntimeError, match="ran out"):
         replay(logits)
     with pytest.raises(ValueError, match="does not fit"):
-        ReplayNoise([torch.ones(2, 4)])(logits)
+        ReplayRouterNoise([torch.ones(2, 4)])(logits)
     with pytest.raises(ValueError, match="holds no router"):
-        set_noise_source(torch.nn.Linear(1, 1), zero_noise)
+        set_router_noise(torch.nn.Linear(1, 1), no_router_noise)
 
 
 def test_balance_loss_is_the_official_importance_and_load_terms() -> None:
     torch.manual_seed(0)
     router = NoisyTopKRouter(8, 4, 1, torch.tensor([0.1, 0.2, 0.5, 1.0]), use_complexity=True).train()
     feature, noise = torch.randn(5, 8, 4, 4), torch.randn(5, 4) * 0.25
-    router.noise_source = lambda logits: noise
+    router.router_noise_source = lambda logits: noise
     routing = router(feature)
     logits = router.gate(feature.mean(dim=(-2, -1)))
     importance = logits.softmax(-1).sum(0) * router.complexity

@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from src.models.heads.experts import ReplayNoise, set_noise_source
+from src.models.heads.experts import ReplayRouterNoise, set_router_noise
 from src.models.official import from_official, load_strict
 from src.models.official.moce_ir import build, convert, convert_key
 from src.models.official.wrapper import OfficialWrapper
@@ -41,8 +41,8 @@ def test_main_vector_with_the_recorded_router_noise(ref) -> None:
     assert isinstance(model, OfficialWrapper)
     assert sum(p.numel() for p in model.parameters()) == ref.meta["tiny_param_count"]
     assert len(model.state_dict()) == ref.meta["tiny_state_dict_tensors"]
-    replay = ReplayNoise(_recorded_noise(ref), scale=1.0 / kwargs["num_experts"])
-    set_noise_source(model, replay)
+    replay = ReplayRouterNoise(_recorded_noise(ref), scale=1.0 / kwargs["num_experts"])
+    set_router_noise(model, replay)
     assert _max_diff(model, ref, "output") < TOL
     assert replay.remaining == 0
 
