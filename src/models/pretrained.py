@@ -16,8 +16,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from src.models.checkpoint import load_state_dict_file, strip_prefixes
-from src.models.official import _module as official_module
-from src.models.official import load_strict
+from src.models.official import converter_module, load_strict
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
             raise
         bare = strip_prefixes(state, ["net."])
         try:
-            converted = official_module(official).convert(bare)
+            converted = converter_module(official).convert(bare)
             load_strict(parts, _as_parts(converted), source=f"model.pretrained={path}")
         except ValueError as official_error:
             raise ValueError(

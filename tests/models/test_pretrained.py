@@ -60,3 +60,16 @@ def test_a_pickled_object_checkpoint_is_refused(tmp_path, shared_dir):
     legacy = shared_dir / "data" / "weights" / "legacy_full_pickle_do_not_trust.pth"
     with pytest.raises(ValueError, match="legacy_full_pickle_do_not_trust"):
         _build(tmp_path, legacy)
+
+
+def test_model_official_can_only_name_a_converter_of_the_suite():
+    """``model.official`` is a dotted path, but only into src.models.official: a stored config cannot make the
+    loader import anything else."""
+    from src.models.official import available, converter_module
+
+    assert converter_module("src.models.official.restormer") is converter_module("restormer")
+    assert {"restormer", "promptir", "zero_dce"} <= set(available()) and "wrapper" not in available()
+    for name in ("os", "builtins.exec", "src.models.official..wrapper", "src.models.official.os.path", "../x",
+                 "src.models.official.wrapper"):
+        with pytest.raises(KeyError, match="names no converter module of src.models.official"):
+            converter_module(name)

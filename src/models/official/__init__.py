@@ -1,7 +1,9 @@
 """Official-checkpoint compatibility: build our network to match an official constructor and load its weights.
 
 ``from_official(name, official_kwargs, state_dict, **options)`` is the one entry point shared by users and
-tests. Each supported network has a submodule here (``restormer.py``, ``nafnet.py``, ...) exposing
+tests. Each supported network has a submodule here (``restormer.py``, ``nafnet.py``, ...), which model configs
+name by its dotted path (``model.official: src.models.official.restormer``; no table maps names to them),
+exposing
 
 * ``build(official_kwargs: dict, **options) -> nn.Module``: our module configured like the official one;
 * ``convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]``: official key names -> ours
@@ -14,34 +16,31 @@ unfilled, is an error listing the keys.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Mapping
+from pathlib import Path
 
 from torch import Tensor, nn
 
-#: official network name -> submodule of this package implementing ``build`` and ``convert``.
-OFFICIAL_MODULES: dict[str, str] = {
-    "restormer": "restormer",
-    "promptir": "promptir",
-    "adair": "adair",
-    "moce_ir": "moce_ir",
-    "nafnet": "nafnet",
-    "dncnn": "dncnn",
-    "zero_dce": "zero_dce",
-    "swinir": "swinir",
-    "airnet": "airnet",
-}
+#: the package whose submodules are the official converters; ``model.official`` names one of them
+PACKAGE = __name__
+
+
+def converter_module(name: str):
+    """The converter module ``name`` names: a full dotted path in this package (``src.models.official.restormer``,
+    as ``model.official`` holds it) or its last part (``restormer``). Only this package's modules can be named,
+    so a config (or a checkpoint's stored copy) cannot make this import anything else."""
+    path = name if name.startswith(f"{PACKAGE}.") else f"{PACKAGE}.{name}"
+    tail = path.removeprefix(f"{PACKAGE}.")
+    if tail not in available():
+        raise KeyError(f"model.official={name!r} names no converter module of {PACKAGE}; available: "
+                       f"{', '.join(available())}")
+    return importlib.import_module(path)
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`from_official` (those whose submodule exists)."""
-    return sorted(n for n, m in OFFICIAL_MODULES.items() if importlib.util.find_spec(f"{__name__}.{m}") is not None)
-
-
-def _module(name: str):
-    if name not in OFFICIAL_MODULES or importlib.util.find_spec(f"{__name__}.{OFFICIAL_MODULES[name]}") is None:
-        raise KeyError(f"unknown official network {name!r}; available: {', '.join(available())}")
-    return importlib.import_module(f"{__name__}.{OFFICIAL_MODULES[name]}")
+    """The converter modules of this package (one per supported official network)."""
+    here = Path(__file__).parent
+    return sorted(p.stem for p in here.glob("*.py") if p.stem not in ("__init__", "wrapper"))
 
 
 def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "state dict") -> None:
@@ -70,7 +69,7 @@ def from_official(
     name: str, official_kwargs: dict, state_dict: Mapping[str, Tensor], **options
 ) -> nn.Module:
     """Our network built like the official ``name(**official_kwargs)``, loaded from official keys, in eval mode."""
-    module = _module(name)
+    module = converter_module(name)
     model = module.build(dict(official_kwargs), **options)
     load_strict(model, module.convert(state_dict), source=f"official {name} state dict")
     return model.eval()

@@ -103,7 +103,7 @@ def test_paper_configs_build_the_official_networks(ref, model_name: str, config:
     paper = next(c for c in ref.default_keys["configs"] if c["config"] == config)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={model_name}"]).model
-    assert cfg.official == "moce_ir" and cfg.loss.fft_l1 == 0.1 and cfg.head.balance_weight == 0.01
+    assert cfg.official == "src.models.official.moce_ir" and cfg.loss.fft_l1 == 0.1 and cfg.head.balance_weight == 0.01
     with torch.device("meta"):
         net = instantiate(cfg.backbone)
         head = instantiate(cfg.head)(feature_info=net.feature_info)
