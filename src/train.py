@@ -41,7 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = for_training(cfg)
     model, trainer, datamodule, loggers = run.model, run.trainer, run.datamodule, run.loggers
     for lg in loggers:
-        lg.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "metric_protocol": cfg.metrics.name})
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the protocol is metrics.name there
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from omegaconf import OmegaConf
 from torch import Tensor
 
+from src.metrics.protocols import MetricProtocol
 from src.models.backbones.base import Head
+from src.run.assemble import build
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -17,6 +21,12 @@ def configs(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     Tests parametrise over this, so a config file added (or copied under a new name) is tested with no edit.
     """
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def metric_protocol(name: str, **options: Any) -> MetricProtocol:
+    """The metric protocol of ``conf/metrics/<name>.yaml`` with ``options`` overridden, built as a run builds it."""
+    node = OmegaConf.merge(OmegaConf.load(CONF_DIR / "metrics" / f"{name}.yaml"), options)
+    return build(node, "metrics")
 
 
 class RecordingHead(Head):

@@ -40,7 +40,7 @@ def test_train_writes_metrics_json_and_eval_reproduces_it(tiny_cfg, tmp_path):
     cfg = tiny_cfg("trainer.max_epochs=2")
     out = train(cfg)
     record = read_json(tmp_path / "metrics.json")
-    assert record["protocol"] == "promptir"
+    assert record["metrics"] == "promptir"
     families = ["noise", "rain", "haze", "blur", "lowlight"]
     assert sorted(record["benchmarks"]) == sorted(f"synth_{f}" for f in families)
     for row in record["benchmarks"].values():
@@ -58,7 +58,7 @@ def test_train_writes_metrics_json_and_eval_reproduces_it(tiny_cfg, tmp_path):
     for name, row in record["benchmarks"].items():
         for key, value in row.items():
             assert again["benchmarks"][name][key] == pytest.approx(value, abs=1e-6), (name, key)
-    assert json.loads((eval_dir / "metrics.json").read_text())["protocol"] == "promptir"
+    assert json.loads((eval_dir / "metrics.json").read_text())["metrics"] == "promptir"
 
 
 def test_ema_run_tests_the_averaged_weights_that_eval_reads(tiny_cfg, tmp_path):

@@ -1,6 +1,6 @@
-"""Protocol-exact image metrics: per-image PSNR/SSIM by named protocol, and their set-level averages."""
+"""Protocol-exact image metrics: per-image PSNR/SSIM under a protocol (``conf/metrics``), and set averages."""
 
 from src.metrics.aggregate import PerImageMean
-from src.metrics.protocols import PROTOCOLS, MetricProtocol, get_protocol
+from src.metrics.protocols import FloatProtocol, MetricProtocol, YChannelProtocol
 
-__all__ = ["PROTOCOLS", "MetricProtocol", "PerImageMean", "get_protocol"]
+__all__ = ["FloatProtocol", "MetricProtocol", "PerImageMean", "YChannelProtocol"]

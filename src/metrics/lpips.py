@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
+from src.utils.errors import ConfigError
+
 #: ``metrics.lpips`` values -> (torchvision architecture, its weights enum)
 NETS: dict[str, tuple[str, str]] = {
     "alex": ("alexnet", "AlexNet_Weights"),
@@ -26,11 +28,11 @@ NETS: dict[str, tuple[str, str]] = {
 }
 
 
-class LpipsWeightsError(ValueError):
+class LpipsWeightsError(ConfigError):
     """The backbone weights LPIPS needs are not available locally (or unreadable); the message says what to do.
 
-    A ``ValueError``, so that building ``metrics`` through :func:`src.run.assemble.build` turns it into a
-    ``ConfigError`` and the entry points exit cleanly.
+    A :class:`~src.utils.errors.ConfigError` (``metrics.lpips`` asks for them), so the entry points print it as
+    one line and exit with code 2.
     """
 
 

@@ -1,8 +1,9 @@
 """Named metric protocols: each reproduces how one family of papers computes PSNR and SSIM.
 
 Papers in all-in-one restoration report numbers under different colour spaces, SSIM windows and quantisation;
-picking a protocol by name (``metrics=promptir``) keeps a comparison honest. Every protocol returns per-image
-values (averaging over a set is :class:`src.metrics.aggregate.PerImageMean`'s job).
+picking a protocol by name (``metrics=promptir``, a file of ``conf/metrics``) keeps a comparison honest.
+Every protocol returns per-image values (averaging over a set is :class:`src.metrics.aggregate.PerImageMean`'s
+job).
 
 Any protocol can add LPIPS (``metrics.lpips=alex|vgg|squeeze``, off by default) as a third quantity: it is
 computed on the clipped [0,1] RGB images whatever the protocol does to PSNR/SSIM (LPIPS is defined on RGB;
@@ -12,10 +13,8 @@ gray images are repeated to three channels), and needs torchvision's backbone we
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -31,7 +30,8 @@ def lpips_note(net: str) -> str:
 
 @dataclass(frozen=True)
 class MetricProtocol(ABC):
-    """A named way to score restored images; ``options`` lists the fields a config may override.
+    """A named way to score restored images, built from its config file (``conf/metrics/<name>.yaml`` names the
+    class by ``_target_`` and gives every field, the description included: the config is the registry).
 
     ``lpips`` names an LPIPS network to add an ``"lpips"`` quantity; its weights are loaded (or their absence
     reported) when the protocol is built, so a run fails before training, not at its first validation.
@@ -41,7 +41,6 @@ class MetricProtocol(ABC):
     description: str
     lpips: str | None = None
     _lpips: LpipsScorer | None = field(default=None, init=False, repr=False, compare=False)
-    options: ClassVar[tuple[str, ...]] = ("lpips",)
 
     def __post_init__(self) -> None:
         if self.lpips is not None:
@@ -90,7 +89,6 @@ class FloatProtocol(MetricProtocol):
 
     gaussian_weights: bool = False
     use_sample_covariance: bool = True
-    options: ClassVar[tuple[str, ...]] = ("use_sample_covariance", "lpips")
 
     def _window(self) -> Tensor:
         return gaussian_window(1.5) if self.gaussian_weights else uniform_window(7)
@@ -119,7 +117,6 @@ class YChannelProtocol(MetricProtocol):
 
     crop_border: int = 0
     round_y: bool = False
-    options: ClassVar[tuple[str, ...]] = ("crop_border", "round_y", "lpips")
 
     def __post_init__(self) -> None:
         if self.crop_border < 0:
@@ -142,37 +139,3 @@ class YChannelProtocol(MetricProtocol):
             "psnr": psnr(x, y, data_range=255.0),
             "ssim": ssim(x, y, gaussian_window(1.5), data_range=255.0, sample_covariance=False),
         }
-
-
-PROTOCOLS: dict[str, MetricProtocol] = {
-    p.name: p
-    for p in (
-        FloatProtocol(
-            name="promptir",
-            description="PromptIR/AirNet/AdaIR/IDR: RGB [0,1] clipped, PSNR range 1, skimage default SSIM "
-            "(7x7 uniform, sample covariance), mean over channels",
-        ),
-        FloatProtocol(
-            name="gaussian_ssim",
-            description="MoCE-IR: RGB [0,1] clipped, PSNR range 1, skimage SSIM with gaussian_weights=True "
-            "(sigma 1.5, 11x11; sample covariance as MoCE-IR's src/test.py leaves the default)",
-            gaussian_weights=True,
-        ),
-        YChannelProtocol(
-            name="y_channel",
-            description="BasicSR/Restormer: uint8, BT.601 Y [16,235], optional border crop, PSNR peak 255, "
-            "MATLAB SSIM (11x11 Gaussian sigma 1.5, population covariance)",
-        ),
-    )
-}
-
-
-def get_protocol(name: str, **options: Any) -> MetricProtocol:
-    """Look up a protocol by name, with config overrides (``crop_border=4``) checked against its options."""
-    if name not in PROTOCOLS:
-        raise KeyError(f"unknown metric protocol {name!r}; available: {', '.join(sorted(PROTOCOLS))}")
-    base = PROTOCOLS[name]
-    unknown = sorted(set(options) - set(base.options))
-    if unknown:
-        raise TypeError(f"protocol {name!r} has no option(s) {unknown}; it accepts: {list(base.options)}")
-    return dataclasses.replace(base, **options)

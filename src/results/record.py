@@ -29,14 +29,15 @@ def average(results: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def to_record(
-    results: dict[str, dict[str, float]], protocol: str, lpips: str | None = None, **extra: Any
+    results: dict[str, dict[str, float]], metrics: str, lpips: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """The ``metrics.json`` document: per benchmark input and restored PSNR/SSIM, their mean, the protocol.
+    """The ``metrics.json`` document: per benchmark input and restored PSNR/SSIM, their mean, and ``metrics``,
+    the protocol's name as ``metrics=<name>`` selects it.
 
     ``lpips`` (the LPIPS network, when the protocol computed it) is recorded beside the protocol's name; without
     it the document is exactly what it was before LPIPS existed.
     """
-    head = {"protocol": protocol} if lpips is None else {"protocol": protocol, "lpips": lpips}
+    head = {"metrics": metrics} if lpips is None else {"metrics": metrics, "lpips": lpips}
     if not extra.get("skipped"):
         extra.pop("skipped", None)  # only where images were left out: other records stay as they were
     return {**head, **extra, "benchmarks": results, "average": average(results)}
@@ -63,4 +64,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
             return {k: restore(v) for k, v in value.items()}
         return value
 
-    return restore(json.loads(Path(path).read_text()))
+    record = restore(json.loads(Path(path).read_text()))
+    if "protocol" in record and "metrics" not in record:  # written before the key was named as the option is
+        record = {"metrics": record.pop("protocol"), **record}
+    return record

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from src.metrics.protocols import lpips_note
 from src.results.published import ComparisonRow, comparison_rows, load_published, setting_of
 from src.results.record import LPIPS_COLUMNS, has_lpips
 from src.utils.atomic import write_text_atomic
@@ -30,18 +31,11 @@ COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(ComparisonRow))
 
 
 def protocol_caption(protocol: str, description: str | None = None, lpips: str | None = None) -> str:
-    """``metric protocol: <name> (<description>)``; the description is looked up when not given.
-
-    ``lpips`` (a record's LPIPS network) adds the LPIPS note to a looked-up description; a given description
-    is used as it is (``MetricProtocol.summary`` already carries the note).
-    """
-    if description is None:
-        from src.metrics.protocols import PROTOCOLS, lpips_note
-
-        known = PROTOCOLS.get(protocol)
-        description = known.description if known is not None else ""
-        if lpips is not None:
-            description = f"{description}; {lpips_note(lpips)}" if description else lpips_note(lpips)
+    """``metric protocol: <name> (<description>)``; without a description (a record read back alone) the name,
+    plus the LPIPS note where the record has LPIPS. A given description is used as it is
+    (``MetricProtocol.summary`` already carries the LPIPS note)."""
+    if description is None and lpips is not None:
+        description = lpips_note(lpips)
     return f"metric protocol: {protocol}" + (f" ({description})" if description else "")
 
 
@@ -113,7 +107,7 @@ def render_markdown(
     description: str | None = None,
 ) -> str:
     """The test table, then the comparison with the published numbers, each under the protocol caption."""
-    caption = f"*{protocol_caption(record['protocol'], description, lpips=record.get('lpips'))}*"
+    caption = f"*{protocol_caption(record['metrics'], description, lpips=record.get('lpips'))}*"
     headers = RESULT_HEADERS + (LPIPS_HEADERS if has_lpips(record["benchmarks"]) else ())
     results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
@@ -165,19 +159,19 @@ def write_reports(
     """
     output_dir = Path(output_dir)
     setting = setting or setting_of(record.get("data"))
-    comparison = comparison_rows(setting, record["benchmarks"], record["protocol"]) if setting else []
+    comparison = comparison_rows(setting, record["benchmarks"], record["metrics"]) if setting else []
     written = {"results_csv": write_csv(result_rows(record), output_dir / "results.csv", result_columns(record))}
     written["results_md"] = write_markdown(record, output_dir / "results.md", comparison, setting, description)
     if comparison:
         written["comparison_csv"] = write_csv(comparison, output_dir / "comparison.csv", COMPARISON_COLUMNS)
-        (console or Console(width=160)).print(render_comparison(comparison, record["protocol"], description))
+        (console or Console(width=160)).print(render_comparison(comparison, record["metrics"], description))
     log_wandb_tables(loggers, record, comparison)
     return written
 
 
 def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:
     """The rich table; ``description`` defaults to the protocol's (plus the LPIPS note where the record has it)."""
-    caption = protocol_caption(record["protocol"], description, lpips=record.get("lpips"))
+    caption = protocol_caption(record["metrics"], description, lpips=record.get("lpips"))
     table = Table(title=f"{title}\n{caption}")
     table.add_column("benchmark")
     lpips = has_lpips(record["benchmarks"])

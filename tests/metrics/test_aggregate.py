@@ -9,7 +9,7 @@ import torch
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from src.metrics.aggregate import PerImageMean
-from src.metrics.protocols import get_protocol
+from tests.helpers import metric_protocol
 
 
 def _pair_with_mses(mses: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +21,7 @@ def _pair_with_mses(mses: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_mean_of_per_image_psnr_differs_from_pooled() -> None:
     pred, target = _pair_with_mses([1e-2, 1e-4])  # 20 dB and 40 dB
-    per_image = get_protocol("promptir").per_image(pred, target)["psnr"]
+    per_image = metric_protocol("promptir").per_image(pred, target)["psnr"]
     metric = PerImageMean()
     metric.update(per_image)
     assert metric.compute().item() == pytest.approx(30.0, abs=1e-9)

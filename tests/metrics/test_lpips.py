@@ -21,11 +21,11 @@ from torch import Tensor
 
 from src.metrics.aggregate import PerImageMean
 from src.metrics.lpips import NETS, LpipsWeightsError, weights_file
-from src.metrics.protocols import PROTOCOLS, get_protocol
 from src.results.record import read_json, to_record
 from src.results.report import RESULT_COLUMNS, render_table, write_reports
 from src.run.assemble import build
 from src.utils.errors import ConfigError
+from tests.helpers import configs, metric_protocol
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"
 
@@ -68,7 +68,7 @@ def test_missing_weights_fail_fast_with_what_to_fetch(net: str, hub_dir: Path) -
     url = getattr(torchvision.models, NETS[net][1]).DEFAULT.url
     name = url.rsplit("/", 1)[1]
     with pytest.raises(LpipsWeightsError) as err:
-        get_protocol("promptir", lpips=net)
+        metric_protocol("promptir", lpips=net)
     message = str(err.value)
     for part in (f"metrics.lpips={net}", str(hub_dir / "checkpoints"), name, url, "metrics.lpips=null"):
         assert part in message, part
@@ -84,7 +84,7 @@ def test_missing_weights_through_the_config_are_a_config_error(hub_dir: Path) ->
 
 def test_unknown_network_is_refused() -> None:
     with pytest.raises(ValueError, match="alex, vgg, squeeze"):
-        get_protocol("promptir", lpips="resnet")
+        metric_protocol("promptir", lpips="resnet")
 
 
 def test_unusable_weights_file_is_reported(hub_dir: Path) -> None:
@@ -92,14 +92,15 @@ def test_unusable_weights_file_is_reported(hub_dir: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_text("not weights")
     with pytest.raises(LpipsWeightsError, match="not a readable weights file"):
-        get_protocol("promptir", lpips="alex")
+        metric_protocol("promptir", lpips="alex")
     torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
     with pytest.raises(LpipsWeightsError, match="does not fit"):
-        get_protocol("promptir", lpips="alex")
+        metric_protocol("promptir", lpips="alex")
 
 
 def test_off_by_default_changes_nothing() -> None:
-    for name, protocol in PROTOCOLS.items():
+    for name in configs("metrics"):
+        protocol = metric_protocol(name)
         assert protocol.lpips is None and protocol.quantities == ("psnr", "ssim")
         assert protocol.summary == protocol.description
         assert set(protocol.per_image(*_pair(0, batch=1, size=(24, 24)))) == {"psnr", "ssim"}, name
@@ -109,9 +110,9 @@ def test_off_by_default_changes_nothing() -> None:
 # ---- with (stand-in) weights ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", configs("metrics"))
 def test_identical_images_score_zero_and_different_ones_more(name: str, alex_weights: Path) -> None:
-    protocol = get_protocol(name, lpips="alex")
+    protocol = metric_protocol(name, lpips="alex")
     assert protocol.quantities == ("psnr", "ssim", "lpips")
     pred, target = _pair(1)
     same = protocol.per_image(target, target.clone())["lpips"]
@@ -122,7 +123,7 @@ def test_identical_images_score_zero_and_different_ones_more(name: str, alex_wei
 
 
 def test_gray_images_are_scored_as_rgb(alex_weights: Path) -> None:
-    protocol = get_protocol("y_channel", lpips="alex")
+    protocol = metric_protocol("y_channel", lpips="alex")
     pred, target = _pair(2)
     gray = protocol.per_image(pred[:, :1], target[:, :1])["lpips"]
     rgb = protocol.per_image(pred[:, :1].expand(-1, 3, -1, -1), target[:, :1].expand(-1, 3, -1, -1))["lpips"]
@@ -140,7 +141,7 @@ def test_equals_torchmetrics_on_real_images(shared_dir: Path, alex_weights: Path
     inputs = sorted((root / "input").glob("*.png"))
     if not inputs:
         pytest.skip(f"no Rain100L sample images in {root}")
-    protocol = get_protocol("promptir", lpips="alex")
+    protocol = metric_protocol("promptir", lpips="alex")
     reference = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)  # reads the same file
     for path in inputs:
         rainy, clean = _read_rgb(path)[None], _read_rgb(root / "target" / path.name)[None]
@@ -151,7 +152,7 @@ def test_equals_torchmetrics_on_real_images(shared_dir: Path, alex_weights: Path
 
 
 def test_batches_score_per_image_and_sets_average_per_image(alex_weights: Path) -> None:
-    protocol = get_protocol("promptir", lpips="alex")
+    protocol = metric_protocol("promptir", lpips="alex")
     pred, target = _pair(3, batch=3)
     batch = protocol.per_image(pred, target)["lpips"]
     singles = torch.cat([protocol.per_image(pred[i : i + 1], target[i : i + 1])["lpips"] for i in range(3)])
@@ -220,7 +221,7 @@ def test_eval_run_reports_and_logs_lpips(tiny_cfg, tmp_path: Path, alex_weights:
     cfg = tiny_cfg("data.test_source.max_side=96", "metrics=y_channel", "metrics.lpips=alex", "logger=csv",
                    name="eval")
     record = evaluate(cfg)
-    assert record["protocol"] == "y_channel" and record["lpips"] == "alex"
+    assert record["metrics"] == "y_channel" and record["lpips"] == "alex"
     for name, row in record["benchmarks"].items():
         assert math.isfinite(row["lpips"]) and row["lpips"] > 0, name
         assert math.isfinite(row["input_lpips"]) and row["input_lpips"] > 0, name

@@ -16,7 +16,8 @@ from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from skimage.metrics import structural_similarity as sk_ssim
 from torch import Tensor
 
-from src.metrics.protocols import PROTOCOLS, FloatProtocol, YChannelProtocol, get_protocol
+from src.metrics.protocols import FloatProtocol, YChannelProtocol
+from tests.helpers import configs, metric_protocol
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 TEST_DATA = SHARED / "data" / "test"
@@ -72,7 +73,7 @@ def _tensor(a: np.ndarray) -> Tensor:
 
 
 def _assert_matches_skimage(name: str, options: dict, sk_kwargs: dict, pred: Array, gt: Array) -> None:
-    out = get_protocol(name, **options).per_image(_tensor(pred), _tensor(gt))
+    out = metric_protocol(name, **options).per_image(_tensor(pred), _tensor(gt))
     p, g = np.clip(pred, 0, 1), np.clip(gt, 0, 1)
     channel_axis = -1 if p.ndim == 3 else None
     ref_ssim = sk_ssim(g, p, data_range=1, channel_axis=channel_axis, **sk_kwargs)
@@ -126,7 +127,7 @@ def test_float32_pipeline_of_official_code_agrees() -> None:
     clean = data.astronaut()[:160, :192].astype(np.float32) / 255.0
     noisy = np.clip(_noisy(clean, 15, seed=3), 0, 1).astype(np.float32)
     for name, sk_kwargs in [("promptir", {}), ("gaussian_ssim", {"gaussian_weights": True})]:
-        out = get_protocol(name).per_image(_tensor(noisy), _tensor(clean))
+        out = metric_protocol(name).per_image(_tensor(noisy), _tensor(clean))
         ref_ssim = float(sk_ssim(clean, noisy, data_range=1, channel_axis=-1, **sk_kwargs))
         assert abs(out["ssim"].item() - ref_ssim) < 1e-5
         assert abs(out["psnr"].item() - sk_psnr(clean, noisy, data_range=1)) < TOL
@@ -174,7 +175,7 @@ def _basicsr_reference(pred: Array, gt: Array, crop_border: int, round_y: bool) 
 def test_y_channel_matches_basicsr(crop_border: int, round_y: bool) -> None:
     clean = data.astronaut()[60:219, 200:391].astype(np.float64) / 255.0
     noisy = _noisy(clean, 25, seed=1)  # out of [0,1]: the protocol clips before rounding
-    protocol = get_protocol("y_channel", crop_border=crop_border, round_y=round_y)
+    protocol = metric_protocol("y_channel", crop_border=crop_border, round_y=round_y)
     out = protocol.per_image(_tensor(noisy), _tensor(clean))
     ref_psnr, ref_ssim = _basicsr_reference(noisy, clean, crop_border, round_y)
     assert abs(out["psnr"].item() - ref_psnr) < TOL
@@ -187,7 +188,7 @@ def test_y_channel_gray_and_real_pair() -> None:
     hazy, clear = _centre_crop_pair(hazy, clear)
     gray = _read(TEST_DATA / "denoise" / "BSD68_gray" / "test001.png")
     for pred, gt in [(hazy, clear), (_noisy(gray, 15, seed=2), gray)]:
-        out = get_protocol("y_channel", crop_border=2).per_image(_tensor(pred), _tensor(gt))
+        out = metric_protocol("y_channel", crop_border=2).per_image(_tensor(pred), _tensor(gt))
         ref_psnr, ref_ssim = _basicsr_reference(pred, gt, crop_border=2, round_y=False)
         assert abs(out["psnr"].item() - ref_psnr) < TOL
         assert abs(out["ssim"].item() - ref_ssim) < TOL
@@ -196,21 +197,21 @@ def test_y_channel_gray_and_real_pair() -> None:
 # ---- properties shared by every protocol ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", configs("metrics"))
 def test_identical_images_give_inf_psnr_and_unit_ssim(name: str) -> None:
     x = torch.rand(2, 3, 24, 29, generator=torch.Generator().manual_seed(0))
-    out = get_protocol(name).per_image(x, x.clone())
+    out = metric_protocol(name).per_image(x, x.clone())
     assert torch.isinf(out["psnr"]).all() and (out["psnr"] > 0).all()
     torch.testing.assert_close(out["ssim"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", configs("metrics"))
 def test_batch_equals_separate_calls(name: str) -> None:
     gen = torch.Generator().manual_seed(1)
     target = torch.rand(2, 3, 32, 40, generator=gen)
     pred = target + 0.1 * torch.randn(2, 3, 32, 40, generator=gen)
     pred[1] = target[1]  # one perfect image in the batch: inf must not leak into its neighbour
-    protocol = get_protocol(name)
+    protocol = metric_protocol(name)
     batch = protocol.per_image(pred, target)
     for i in range(2):
         single = protocol.per_image(pred[i : i + 1], target[i : i + 1])
@@ -221,23 +222,28 @@ def test_batch_equals_separate_calls(name: str) -> None:
 
 def test_shape_mismatch_names_both_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(1, 3, 16, 16\).*\(1, 3, 16, 17\)"):
-        get_protocol("promptir").per_image(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))
+        metric_protocol("promptir").per_image(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))
 
 
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="C in"):
-        get_protocol("promptir").per_image(torch.rand(1, 4, 16, 16), torch.rand(1, 4, 16, 16))
+        metric_protocol("promptir").per_image(torch.rand(1, 4, 16, 16), torch.rand(1, 4, 16, 16))
     with pytest.raises(ValueError, match="exceeds"):
-        get_protocol("y_channel").per_image(torch.rand(1, 3, 10, 30), torch.rand(1, 3, 10, 30))
+        metric_protocol("y_channel").per_image(torch.rand(1, 3, 10, 30), torch.rand(1, 3, 10, 30))
     with pytest.raises(ValueError, match="crop_border"):
-        get_protocol("y_channel", crop_border=-1)
+        metric_protocol("y_channel", crop_border=-1)
 
 
-def test_unknown_protocol_lists_available_names() -> None:
-    with pytest.raises(KeyError, match="gaussian_ssim, promptir, y_channel"):
-        get_protocol("psnr_only")
-    with pytest.raises(TypeError, match="crop_border"):
-        get_protocol("promptir", crop_border=4)
+def test_unknown_protocol_lists_available_names(tmp_path) -> None:
+    from hydra.errors import MissingConfigException
+
+    from src.utils.errors import ConfigError
+    from tests.conftest import compose
+
+    with pytest.raises(MissingConfigException, match=r"(?s)gaussian_ssim.*promptir.*y_channel"):
+        compose("train", ["metrics=psnr_only"], tmp_path)
+    with pytest.raises(ConfigError, match="building `metrics` failed: TypeError: .*crop_border"):
+        metric_protocol("promptir", crop_border=4)
 
 
 @pytest.mark.parametrize("name", ["promptir", "gaussian_ssim", "y_channel"])
@@ -246,6 +252,6 @@ def test_hydra_configs_instantiate(name: str) -> None:
     protocol = instantiate(cfg)
     assert protocol.name == name == cfg.name
     assert isinstance(protocol, YChannelProtocol if name == "y_channel" else FloatProtocol)
-    for option in protocol.options:
+    for option in set(cfg) - {"_target_"}:
         assert getattr(protocol, option) == cfg[option]
     assert protocol.description

@@ -8,10 +8,10 @@ import io
 import pytest
 from rich.console import Console
 
-from src.metrics.protocols import PROTOCOLS
 from src.results.published import comparison_rows
 from src.results.record import to_record
 from src.results.report import protocol_caption, render_comparison, write_csv, write_reports
+from tests.helpers import metric_protocol
 
 FIVE = ("sots_outdoor", "rain100l", "cbsd68_s25", "gopro", "lol")
 
@@ -28,7 +28,7 @@ def read_csv(path) -> list[dict[str, str]]:
 
 def test_write_reports_for_a_published_setting(tmp_path):
     console = Console(file=io.StringIO(), width=200)
-    written = write_reports(record(), tmp_path, console=console)
+    written = write_reports(record(), tmp_path, console=console, description=metric_protocol("promptir").description)
     assert set(written) == {"results_csv", "results_md", "comparison_csv"}
     results = read_csv(tmp_path / "results.csv")
     assert [r["benchmark"] for r in results] == [*FIVE, "average"]
@@ -39,7 +39,7 @@ def test_write_reports_for_a_published_setting(tmp_path):
     moce = next(r for r in comparison if r["method"] == "MoCE-IR")
     assert moce["diff_ssim"] == "" and moce["diff_psnr"] != ""
     markdown = (tmp_path / "results.md").read_text()
-    assert markdown.count(PROTOCOLS["promptir"].description) == 2  # above both tables
+    assert markdown.count(metric_protocol("promptir").description) == 2  # above both tables
     assert "| PromptIR | LOL | 32.00 | 22.68 | +9.32 |" in markdown
     printed = console.file.getvalue()
     assert "metric protocol: promptir" in printed and "ours vs published" in printed
@@ -59,10 +59,14 @@ def test_csv_writes_none_as_empty_and_round_trips_floats(tmp_path):
 
 
 def test_captions_name_the_protocol_and_describe_it():
-    assert protocol_caption("y_channel") == f"metric protocol: y_channel ({PROTOCOLS['y_channel'].description})"
+    described = metric_protocol("y_channel").description
+    assert protocol_caption("y_channel", described) == f"metric protocol: y_channel ({described})"
+    assert protocol_caption("y_channel") == "metric protocol: y_channel"  # a record read back alone
+    assert "LPIPS (alex" in protocol_caption("y_channel", lpips="alex")
     assert protocol_caption("custom", "my own") == "metric protocol: custom (my own)"
-    table = render_comparison(comparison_rows("5deg", {}, "promptir", methods=["PromptIR"]), "promptir")
-    assert "gaussian" not in str(table.title) and PROTOCOLS["promptir"].description in str(table.title)
+    promptir = metric_protocol("promptir").description
+    table = render_comparison(comparison_rows("5deg", {}, "promptir", methods=["PromptIR"]), "promptir", promptir)
+    assert "gaussian" not in str(table.title) and promptir in str(table.title)
 
 
 class _FakeWandb:

@@ -120,7 +120,7 @@ def test_a_group_named_on_the_command_line_is_not_read_from_the_checkpoint(tmp_p
     ckpt = _craft(tmp_path, genuine, "metrics", {"_target_": "builtins.open", "file": str(marker), "mode": "w"})
     cfg = compose("eval", [*TINY, f"ckpt_path={ckpt}"], tmp_path / "run")
     record = evaluate(cfg, overridden={"metrics"})
-    assert record["protocol"] == "promptir"
+    assert record["metrics"] == "promptir"
     assert not marker.exists()
 
 
