@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from src.bench.config import FAMILIES, BenchConfig
+from src.bench.config import BenchConfig
 from src.bench.network import check_models
 from src.bench.settings import parse_ours
 
@@ -75,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--overlap", type=int, default=32)
     g = p.add_argument_group("data loading")
     g.add_argument("--data", default="synth5deg", help="data config whose families are timed")
-    g.add_argument("--families", nargs="*", default=list(FAMILIES), help="families to time (none: skip)")
+    g.add_argument("--families", nargs="*", default=None,
+                   help="families to time (default: every family of --data; the flag alone: skip)")
     g.add_argument("--loader-workers", type=int, default=1)
     g.add_argument("--loader-batches", type=int, default=20)
     g.add_argument("--loader-warmup", type=int, default=3)
@@ -114,7 +115,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchConfig:
     values = vars(args)
     renamed = {"models": tuple(args.models), "out": str(Path(args.out)), "device": device,
                "threads": args.threads or torch.get_num_threads(), "overrides": tuple(args.overrides),
-               "latency_sizes": tuple(args.latency_sizes), "families": tuple(args.families)}
+               "latency_sizes": tuple(args.latency_sizes),
+               "families": None if args.families is None else tuple(args.families)}
     return BenchConfig(**{**values, **renamed})
 
 

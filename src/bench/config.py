@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: the degradation families of ``data=synth5deg``
-FAMILIES = ("noise", "rain", "haze", "blur", "lowlight")
-
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -47,7 +44,8 @@ class BenchConfig:
     tiled_fresh_process: bool = True
     # ---- data loading
     data: str = "synth5deg"
-    families: tuple[str, ...] = FAMILIES
+    #: families whose loaders are timed; ``None``: every family of ``data`` (its config is the one list)
+    families: tuple[str, ...] | None = None
     loader_workers: int = 1
     loader_batches: int = 20
     loader_warmup: int = 3
@@ -72,7 +70,7 @@ class BenchConfig:
         """Inverse of :meth:`as_dict` (JSON turns tuples into lists)."""
         data = dict(values)
         for key in ("models", "overrides", "families"):
-            data[key] = tuple(data[key])
+            data[key] = None if data[key] is None else tuple(data[key])
         data["latency_sizes"] = tuple(tuple(s) for s in data["latency_sizes"])
         data["tiled_size"] = tuple(data["tiled_size"])
         return cls(**data)

@@ -30,15 +30,16 @@ class Keys(Sampler):
 
 
 def family_datasets(cfg: BenchConfig) -> dict[str, Dataset]:
-    """The training dataset of each family in ``cfg.families`` at the training patch size."""
+    """The training dataset of each family in ``cfg.families`` (default: all of ``data``'s) at the patch size."""
     composed = network.compose([f"data={cfg.data}", f"data.patch_size={cfg.train_size}"])
     from src.run.assemble import build
 
     datamodule = build(composed.data, "data")
-    unknown = [f for f in cfg.families if f not in datamodule.train_sets]
+    families = list(datamodule.train_sets) if cfg.families is None else cfg.families
+    unknown = [f for f in families if f not in datamodule.train_sets]
     if unknown:
         raise ValueError(f"unknown families {unknown}; data={cfg.data} has {', '.join(datamodule.train_sets)}")
-    return {f: datamodule.train_sets[f] for f in cfg.families}
+    return {f: datamodule.train_sets[f] for f in families}
 
 
 def preload(dataset: Any) -> None:

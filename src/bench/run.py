@@ -115,7 +115,7 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
     finally:
         ddp.shutdown()
     loader: dict[str, Any] = {}
-    if cfg.families:
+    if cfg.families is None or cfg.families:
         for family, dataset in family_datasets(cfg).items():
             log.info("loader: %s", family)
             loader[family] = measure_loader(family, dataset, cfg)
