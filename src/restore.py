@@ -23,8 +23,9 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from src.data.io import IMAGE_SUFFIXES
 from src.inference.config import InferenceConfig
-from src.inference.image_file import IMAGE_SUFFIXES, read_user_image, write_user_image
+from src.inference.image_file import read_user_image, write_user_image
 from src.inference.memory_budget import auto_max_pixels
 from src.inference.tiling import infer
 from src.run.assemble import build, load_weights

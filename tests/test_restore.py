@@ -18,7 +18,8 @@ import torch
 from PIL import Image, ImageOps
 
 import src.restore as restore_module
-from src.inference.image_file import orient, read_user_image
+from src.data.io import orient
+from src.inference.image_file import read_user_image
 from src.restore import UnsafeOutputError, restore, summarise
 from src.run.assemble import build_model
 from src.run.from_checkpoint import run_config

@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
+from src.utils.atomic import write_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -122,8 +124,7 @@ class ImagePanels(Callback):
         from PIL import Image
 
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "panels") / _safe(benchmark)
-        folder.mkdir(parents=True, exist_ok=True)
         for index, (name, panel) in enumerate(panels):
             file = folder / f"epoch{trainer.current_epoch:03d}_step{trainer.global_step:07d}_{index}_{_safe(name)}.png"
-            Image.fromarray(panel).save(file)
+            write_atomic(file, lambda handle, panel=panel: Image.fromarray(panel).save(handle, format="PNG"))
         log.debug("wrote %d panels of %s to %s", len(panels), benchmark, folder)

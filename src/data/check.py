@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from src.data.datasets.paired import MANY_TO_ONE, image_size, list_images, pair_files, read_rgb8
+from src.data.datasets.paired import MANY_TO_ONE, list_images, pair_files
+from src.data.io import image_size, read_rgb8
 from src.data.layouts import SPLITS, DataNotFoundError, ImageSet, benchmarks_of, locate, sets_of
 
 #: how deep a scan looks: list+pair only; + image sizes from the headers; + decode every file

@@ -22,10 +22,10 @@ from torch.utils.data import Dataset
 
 from src.data.check import undecodable
 from src.data.datamodule import RestorationDataModule
-from src.data.datasets.paired import _scale16, list_images, read_rgb8, to_unit
+from src.data.datasets.paired import list_images, to_unit
+from src.data.io import decode, read_rgb8, scale16
 from src.data.layouts import DataCheckError
 from src.data.transforms import center_crop_to_multiple, to_tensor
-from src.utils.errors import ImageReadError
 
 CHANNELS = (1, 3)
 
@@ -37,18 +37,10 @@ def read_gray8(path: str | Path) -> np.ndarray:
     may round differently by one level); the grayscale test sets are stored as grayscale, so this never applies
     to them.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("L", "LA"):
-                return np.asarray(img.getchannel("L"))[..., None]
-            if img.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grayscale
-                return _scale16(np.asarray(img))[..., None]
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    decoded = decode(path)
+    if decoded.grayscale:
+        gray = decoded.colour
+        return scale16(gray) if gray.dtype == np.uint16 else gray
     import cv2
 
     return cv2.cvtColor(read_rgb8(path), cv2.COLOR_RGB2GRAY)[..., None]

@@ -6,8 +6,9 @@
   uint8 crop with truncation; one list of the clean images per sigma, each repeated.
 * :class:`PairedImages` / :class:`NoisyImages` - fixed test pairs, centre-cropped to a multiple of 16.
 
-Files are decoded to uint8 once per sample and every crop is a view, so only ``patch_size``^2 pixels are
-ever converted to float. Training randomness comes from ``rng_for(seed, epoch, index, family)``.
+Files are decoded (:func:`src.data.io.read_rgb8`) to uint8 once per sample and every crop is a view, so only
+``patch_size``^2 pixels are ever converted to float. Training randomness comes from
+``rng_for(seed, epoch, index, family)``.
 """
 
 from __future__ import annotations
@@ -21,63 +22,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from src.data.datasets.sources import IMAGE_SUFFIXES
 from src.data.degradations.base import rng_for
+from src.data.io import IMAGE_SUFFIXES, image_size, read_rgb8
 from src.data.transforms import NON_IDENTITY_DIHEDRAL, center_crop_to_multiple, dihedral, random_crop_box, to_tensor
-from src.utils.errors import DataError, ImageReadError
-
-# ----------------------------------------------------------------------------------------------- decoding
-
-
-def _is_16bit_colour_png(img: Any) -> bool:
-    return img.format == "PNG" and any("16" in str(tile.args) for tile in img.tile) and img.mode in ("RGB", "RGBA")
-
-
-def _scale16(array: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(array.astype(np.float64), 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
-
-
-def read_rgb8(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an HxWx3 uint8 RGB array.
-
-    Conversions: grayscale, palette and CMYK images become RGB (PIL's ``convert("RGB")``, as the official
-    codes do), an alpha channel is dropped, 16-bit images (grayscale or colour PNG) are rounded to 8 bits
-    by ``x * 255 / 65535``. Float images, and missing, corrupt or truncated files, raise ``ValueError``
-    naming the file.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            if _is_16bit_colour_png(img):  # Pillow would keep only the high byte
-                import cv2
-
-                raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-                if raw is None:
-                    raise OSError("OpenCV could not decode the 16-bit PNG")
-                return np.ascontiguousarray(_scale16(raw[..., 2::-1]))
-            img.load()
-            if img.mode == "F":
-                raise ImageReadError(f"image {path} holds floating-point pixels; convert it to 8 or 16 bit")
-            if img.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grayscale
-                gray = _scale16(np.asarray(img))
-                return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
-            return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` from the file header only (no decoding); ``ValueError`` naming an unreadable file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
-    return height, width
+from src.utils.errors import DataError
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.io import read_image
+from src.data.io import IMAGE_SUFFIXES, read_image
 from src.utils.errors import DataError
 
 #: scikit-image's bundled natural photographs (all ship in the wheel; none needs a download).
@@ -75,9 +75,6 @@ class EmbeddedImages:
             step = int(np.ceil(max(image.shape[:2]) / self.max_side))
             image = image[::step, ::step]
         return image
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class FolderImages:
