@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from src.models.profile import count_flops, count_parameters
 from src.run.assemble import build_model
+from src.training.profile import count_flops, count_parameters
 from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 

@@ -13,9 +13,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.models.checkpoint import check_weights_file
 from src.run.assemble import for_training
 from src.run.test_table import report_test
+from src.training.checkpoint import check_weights_file
 from src.utils.errors import ConfigError, MissingFileError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 

@@ -17,6 +17,7 @@ LAYERS = [
     {"utils"},
     {"data", "metrics"},
     {"models", "results"},
+    {"training"},
     {"callbacks", "inference"},
     {"run"},
     {"train", "eval", "restore", "summary", "bench"},

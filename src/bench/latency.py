@@ -17,8 +17,8 @@ from src.bench.config import BenchConfig
 from src.bench.settings import NamedSetting
 from src.bench.timing import interleave, summarise, time_calls
 from src.inference.tiling import padded
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 from src.utils.memory import PeakMemory, current_mib, release_freed_memory, standalone
 
 #: extra warm-up calls per size when compiled: the first compiles for the new shape, the next settle

@@ -16,8 +16,8 @@ import torch._dynamo
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

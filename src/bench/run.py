@@ -20,8 +20,8 @@ from src.bench.loader import family_datasets, measure_loader
 from src.bench.network import check_models
 from src.bench.settings import BASELINE, OURS, NamedSetting, named_settings
 from src.bench.tiled import judge
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 from src.utils.atomic import write_text_atomic
 from src.utils.memory import cpu_peak_resettable
 

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 
 BASELINE, OURS = "baseline", "ours"
 #: each switch alone on top of the baseline (``--ablation``), so every default of ``speed.resolve`` has a number

@@ -19,7 +19,7 @@ from src.bench.config import BenchConfig
 from src.bench.settings import NamedSetting
 from src.inference.config import InferenceConfig
 from src.inference.tiling import infer, padded, tile_starts
-from src.models import speed
+from src.training import speed
 from src.utils.memory import MIB, PeakMemory
 
 DEVICE = "cpu"

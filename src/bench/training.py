@@ -18,8 +18,8 @@ from src.bench import ddp, network
 from src.bench.config import BenchConfig
 from src.bench.settings import NamedSetting
 from src.bench.timing import interleave, summarise, time_calls
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 from src.utils.memory import PeakMemory, current_mib, release_freed_memory, standalone
 
 #: the second step is the first with optimiser state and activations alive together (the training peak)

@@ -71,7 +71,7 @@ def build_model(cfg: DictConfig) -> Any:
 def resolve_trainer_precision(cfg: DictConfig) -> str:
     """Replace ``trainer.precision: auto`` by bf16-mixed or 32-true for the device ``trainer.accelerator``
     names (Lightning refuses "auto"); returns the precision. Call before building the Trainer."""
-    from src.models.speed import accelerator_device, resolve_precision
+    from src.training.speed import accelerator_device, resolve_precision
 
     trainer = cfg.get("trainer")
     if trainer is None or trainer.get("precision") is None:  # Lightning's default
@@ -90,7 +90,7 @@ def check_trainer_devices(cfg: DictConfig) -> None:
     import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from src.models.speed import accelerator_device
+    from src.training.speed import accelerator_device
 
     trainer = cfg.get("trainer")
     devices = trainer.get("devices") if trainer is not None else None

@@ -14,8 +14,8 @@ from src.bench.isolate import measure
 from src.bench.settings import ABLATIONS, BASELINE, OURS, named_settings, parse_ours
 from src.bench.tiled import buffer_bytes, memory_bound
 from src.bench.timing import interleave, quantile, summarise
-from src.models import speed
-from src.models.speed import SpeedSettings
+from src.training import speed
+from src.training.speed import SpeedSettings
 
 
 def test_named_settings_are_the_baseline_ours_and_one_switch_each() -> None:

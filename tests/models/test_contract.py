@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from src.models.backbones.base import Backbone, FeatureInfo, NoHead
-from src.models.losses import Objective
 from src.run.assemble import build, build_model
+from src.training.losses import Objective
 from tests.conftest import SHARED_DIR, compose
 from tests.helpers import RecordingHead, configs
 

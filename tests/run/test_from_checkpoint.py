@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from src.eval import evaluate
-from src.models.checkpoint import UnsafeCheckpointError, UnusableCheckpointError
 from src.restore import restore
 from src.run.assemble import build_model
 from src.run.from_checkpoint import STORED_KEY, run_config
 from src.run.stored_config import StoredConfigError, allowed_targets
+from src.training.checkpoint import UnsafeCheckpointError, UnusableCheckpointError
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def _routes(marker: Path, payload: Path) -> dict[str, tuple[str, dict]]:
         "torch_load_runs_a_pickle": ("model", {"_target_": "torch.load", "f": str(payload), "weights_only": False}),
         "nested_target_in_the_backbone": (
             "model",
-            {"_target_": "src.models.restoration_module.RestorationModule",
+            {"_target_": "src.training.restoration_module.RestorationModule",
              "backbone": {"_target_": "builtins.exec", "_args_": [f"open({str(marker)!r}, 'w')"]}},
         ),
         "data_target": ("data", {"_target_": "builtins.open", "file": str(marker), "mode": "w"}),
@@ -182,7 +182,7 @@ def test_the_allowlist_comes_from_the_conf_tree(tmp_path):
     assert allowed["model"] == {"my.Backbone", "my.Loss"}
     assert allowed["data"] == {"my.Data"}
     real = allowed_targets()
-    assert "src.models.restoration_module.RestorationModule" in real["model"]
+    assert "src.training.restoration_module.RestorationModule" in real["model"]
     assert not any(t.startswith(("builtins.", "os.", "torch.load")) for group in real.values() for t in group)
 
 

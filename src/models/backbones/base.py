@@ -76,7 +76,7 @@ class Backbone(nn.Module, ABC):
         self, lq: Tensor, head: Head | None = None
     ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """``forward`` plus named outputs a loss may need besides the image (Zero-DCE's curve maps); a loss
-        names what it reads (:class:`src.models.losses.Objective`). Default: no further outputs."""
+        names what it reads (:class:`src.training.losses.Objective`). Default: no further outputs."""
         image, aux = self(lq, head=head)
         return image, aux, {}
 

@@ -5,7 +5,7 @@ then two that each take the concatenation of the previous output and the mirrore
 (symmetric skips), and a last one whose ``tanh`` gives ``iterations`` curve maps ``r`` of ``in_channels``
 channels each. The image is enhanced by ``x <- x + r * (x**2 - x)`` once per map, without clamping.
 
-The zero-reference losses (:mod:`src.models.losses_zero_dce`) need the curve maps: :meth:`ZeroDCE.forward_train`
+The zero-reference losses (:mod:`src.training.losses_zero_dce`) need the curve maps: :meth:`ZeroDCE.forward_train`
 returns them beside the enhanced image, so a training step runs the network once.
 There are no head positions (``feature_info = []``).
 """

@@ -8,7 +8,7 @@ Gaussian noise on its logits. Expert ``i`` works at a low rank (``rank_type``; o
 selected outputs, times their gate values, are summed and projected. In training each position reports the
 official balance loss (importance and load terms, squared coefficients of variation, halved and added).
 
-Each :class:`ExpertLayer` counts how often its experts ran (the ``src.models.sparse.SparselyUsed``
+Each :class:`ExpertLayer` counts how often its experts ran (the ``src.training.sparse.SparselyUsed``
 protocol), so multi-GPU training needs no DDP unused-parameter search: the LightningModule anchors every
 expert in the loss with a zero weight and, before the optimiser step, clears the gradients of experts no
 rank used, exactly as the official ``find_unused_parameters=True`` run leaves them (``None``, skipped by AdamW).
@@ -279,7 +279,7 @@ class ExpertLayer(nn.Module):
             out = out.index_add(0, rows, y.to(out.dtype))
         return self.proj(out.to(feature.dtype)), routing.balance
 
-    # -- src.models.sparse.SparselyUsed: top-k routing leaves experts unused in a step
+    # -- src.training.sparse.SparselyUsed: top-k routing leaves experts unused in a step
     def usage_groups(self) -> list[list[nn.Parameter]]:
         """One group per expert (an expert runs whole or not at all)."""
         return [list(expert.parameters()) for expert in self.experts]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.models.backbones.zero_dce import ZeroDCE, apply_curves
-from src.models.losses_zero_dce import ZeroDCELoss
+from src.training.losses_zero_dce import ZeroDCELoss
 
 
 @pytest.fixture(scope="module")

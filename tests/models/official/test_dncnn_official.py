@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.models.checkpoint import load_state_dict_file
 from src.models.official import from_official, load_strict
 from src.models.official.dncnn import build, convert
+from src.training.checkpoint import load_state_dict_file
 
 TOL = 1e-5
 #: the released ``dncnn_25.pth``: KAIR's test script builds it with act_mode 'R' (batch norm folded).

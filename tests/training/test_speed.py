@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from src.models import speed
-from src.models.speed import SpeedSettings, resolve
 from src.run.assemble import build_model, resolve_trainer_precision
 from src.train import train
+from src.training import speed
+from src.training.speed import SpeedSettings, resolve
 from src.utils.errors import ConfigError
 from tests.conftest import compose
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from src.models.backbones.restormer import Restormer
-from src.models.profile import count_flops, count_parameters
+from src.training.profile import count_flops, count_parameters
 
 
 def test_counts_of_a_convolution() -> None:

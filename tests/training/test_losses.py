@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from src.models.losses import RestorationLoss, charbonnier, fft_l1, psnr_loss
+from src.training.losses import RestorationLoss, charbonnier, fft_l1, psnr_loss
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.models.losses import Objective
+from src.training.losses import Objective
 
 
 def spatial_consistency(enhanced: Tensor, original: Tensor, patch: int = 4) -> Tensor:

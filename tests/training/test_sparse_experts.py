@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from src.models.heads.experts import ExpertLayer
-from src.models.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from src.run.assemble import build_model
+from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from tests.conftest import compose
 
 

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
-from src.models.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
-from src.models.speed import FP32, SpeedSettings, check_options, eager, prepare_input, prepare_network, resolve
+from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
+from src.training.speed import FP32, SpeedSettings, check_options, eager, prepare_input, prepare_network, resolve
 from src.utils.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class RestorationModule(L.LightningModule):
         self.speed: SpeedSettings | None = None
         self._sparse: list[SparselyUsed] | None = None
         if pretrained:
-            from src.models.pretrained import load_pretrained
+            from src.training.pretrained import load_pretrained
 
             load_pretrained(self.net, self.head, pretrained, official=official)
 
@@ -169,7 +169,7 @@ class RestorationModule(L.LightningModule):
         """The training objective of one batch and its logged terms; ``make bench`` times exactly this.
 
         The network's auxiliary losses are added; what else the objective reads (the ground truth, the input,
-        further network outputs) is the loss's business (:class:`src.models.losses.Objective`).
+        further network outputs) is the loss's business (:class:`src.training.losses.Objective`).
         """
         pred, aux, outputs = self.net.forward_train(batch["lq"], head=self.head)
         total, terms = self.loss.objective(pred, batch, outputs)
@@ -199,7 +199,7 @@ class RestorationModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Groups (experts) that ran on no rank since the last step get ``grad=None``, as under the official
-        ``find_unused_parameters=True``: the optimiser then skips them (see ``src.models.sparse``)."""
+        ``find_unused_parameters=True``: the optimiser then skips them (see ``src.training.sparse``)."""
         modules = self._sparse_modules()
         if not modules:
             return

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.models.losses_zero_dce import (
+from src.training.losses_zero_dce import (
     ZeroDCELoss,
     color_constancy,
     exposure_control,
