@@ -12,7 +12,6 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from src.bench import network
 from src.bench.config import BenchConfig
 
 
@@ -31,8 +30,9 @@ class Keys(Sampler):
 
 def family_datasets(cfg: BenchConfig) -> dict[str, Dataset]:
     """The training dataset of each family in ``cfg.families`` (default: all of ``data``'s) at the patch size."""
-    composed = network.compose([f"data={cfg.data}", f"data.patch_size={cfg.train_size}"])
-    from src.run.assemble import build
+    from src.run.assemble import build, compose
+
+    composed = compose("train", [f"data={cfg.data}", f"data.patch_size={cfg.train_size}"])
 
     datamodule = build(composed.data, "data")
     families = list(datamodule.train_sets) if cfg.families is None else cfg.families

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch._dynamo
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from src.run.stored_config import CONF_DIR
 from src.training import speed
 from src.training.speed import SpeedSettings
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 def available_models() -> list[str]:
-    """Names ``model=<name>`` accepts (the files of ``conf/model``)."""
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+    """Names ``model=<name>`` accepts (the files of ``conf/model``, less the shared ``default.yaml``)."""
+    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "default")
 
 
 def check_models(names: Sequence[str]) -> None:
@@ -33,17 +30,6 @@ def check_models(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown model {', '.join(unknown)}; available models: {', '.join(known)}")
-
-
-def compose(overrides: Sequence[str]) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides`` as ``python -m src.train`` would (no run folder)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("train", overrides=list(overrides))
 
 
 class Trainee(nn.Module):
@@ -83,9 +69,9 @@ class Built:
 
 def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device: str, seed: int) -> Built:
     """A fresh network of ``model=<model>`` (same seed, so every setting starts from the same weights)."""
-    from src.run.assemble import build_model
+    from src.run.assemble import build_model, compose
 
-    cfg = compose([f"model={model}", *overrides])
+    cfg = compose("train", [f"model={model}", *overrides])
     torch.manual_seed(seed)
     module = build_model(cfg)
     trainee = Trainee(module).to(device)

@@ -7,7 +7,7 @@ model is the same object whichever command made it, and every error names the co
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from src.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
+
+
+def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """``conf/<config_name>.yaml`` composed with ``overrides`` as its command would, for tools that run outside
+    ``@hydra.main`` (``make bench``): no run folder, no logging set up."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src.run.stored_config import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides))
 
 
 def root_cause(err: BaseException) -> BaseException:

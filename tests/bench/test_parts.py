@@ -79,10 +79,10 @@ def test_goals_say_why_they_are_not_met() -> None:
 
 def test_trainee_computes_the_modules_training_loss(tmp_path: Path) -> None:
     built = network.build("promptir_tiny", ["model.backbone.dim=8"], SpeedSettings.baseline(), "cpu", seed=0)
-    from src.run.assemble import build_model
+    from src.run.assemble import build_model, compose
 
     torch.manual_seed(0)
-    module = build_model(network.compose(["model=promptir_tiny", "model.backbone.dim=8"]))
+    module = build_model(compose("train", ["model=promptir_tiny", "model.backbone.dim=8"]))
     lq, gt = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     pred, aux = module.net(lq, head=module.head)
     expected = module.loss(pred, gt)[0] + sum(aux.values())
