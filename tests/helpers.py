@@ -23,6 +23,12 @@ def configs(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
+def layout_configs(conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """Every folder layout of ``conf/data/layout`` as the data configs compose them (``data.layouts``)."""
+    folder = conf_dir / "data" / "layout"
+    return {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in sorted(folder.glob("*.yaml"))}
+
+
 def metric_protocol(name: str, **options: Any) -> MetricProtocol:
     """The metric protocol of ``conf/metrics/<name>.yaml`` with ``options`` overridden, built as a run builds it."""
     node = OmegaConf.merge(OmegaConf.load(CONF_DIR / "metrics" / f"{name}.yaml"), options)

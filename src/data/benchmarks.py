@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from src.data.check import SetReport, failed, format_report, scan
 from src.data.datamodule import RestorationDataModule
 from src.data.datasets.paired import NoisyImages, NoisyPatches, PairedImages, PairedPatches
-from src.data.layouts import SPLITS, DataCheckError, locate
+from src.data.layouts import SPLITS, DataCheckError, locate, parse_layouts
 from src.data.sampler import MixSampler, _rank_world
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ def benchmark_datamodule(
     setting: str,
     root: str | Path | None,
     families: list[str],
+    layouts: Mapping[str, Any] | None = None,
     layout: str = "auto",
     splits: Sequence[str] = SPLITS,
     patch_size: int = 128,
@@ -180,6 +181,9 @@ def benchmark_datamodule(
 ) -> BenchmarkDataModule:
     """Locate and scan the folders of ``families``, then build the training mix and one test set per benchmark.
 
+    ``layouts`` are the candidate folder layouts (``data.layouts``, composed from ``conf/data/layout``);
+    ``layout`` names one of them or is ``auto`` (the one whose folders ``root`` holds).
+
     ``check`` is the scan level at start (``pairs``: list and pair, no file opened; ``sizes``; ``decode``) of the
     training sets, ``test_check`` that of the test sets (``decode`` by default: an unreadable test image stops
     the run before it trains or evaluates, with the list of bad files, not at the first validation);
@@ -187,9 +191,10 @@ def benchmark_datamodule(
     ``strict_counts``. ``val_images`` limits validation to that many evenly spaced images per benchmark.
     """
     families = list(families)
-    root_path, layout = locate(root, families, setting, layout, list(splits))
-    reports = scan(root_path, layout, families, check, test_sigmas, patch_size, train_crop_multiple, crop_multiple,
-                   splits, test_level=test_check)
+    known = parse_layouts(layouts)
+    root_path, layout = locate(root, families, setting, known, layout, list(splits))
+    reports = scan(root_path, known[layout], families, check, test_sigmas, patch_size, train_crop_multiple,
+                   crop_multiple, splits, test_level=test_check)
     report = format_report(reports, root_path, layout, setting, check, test_check)
     if failed(reports, counts=strict_counts):
         raise DataCheckError(f"{report}\nFix the data (python -m src.data.check data={name or setting} "

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from src.data.datasets.paired import MANY_TO_ONE, list_images, pair_files
 from src.data.io import image_size, read_rgb8
-from src.data.layouts import SPLITS, DataNotFoundError, ImageSet, benchmarks_of, locate, sets_of
+from src.data.layouts import SPLITS, DataNotFoundError, ImageSet, Layout, benchmarks_of, locate, parse_layouts, sets_of
 
 #: how deep a scan looks: list+pair only; + image sizes from the headers; + decode every file
 LEVELS = ("pairs", "sizes", "decode")
@@ -148,7 +150,7 @@ def _check_decode(root: Path, report: SetReport, workers: int) -> None:
 
 def scan(
     root: Path,
-    layout: str,
+    layout: Layout,
     families: list[str],
     level: str = "pairs",
     test_sigmas: Iterable[float] = (15, 25, 50),
@@ -253,12 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data={name} synthesises its training data online; there is no benchmark download to check")
         return 0
     setting, families, splits = str(data.setting), list(data.families), list(data.get("splits", SPLITS))
+    layouts = parse_layouts(OmegaConf.to_container(data.layouts, resolve=True))
     try:
-        root, layout = locate(data.root, families, setting, data.get("layout", "auto"), splits)
+        root, layout = locate(data.root, families, setting, layouts, data.get("layout", "auto"), splits)
     except DataNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
-    reports = scan(root, layout, families, level, list(data.get("test_sigmas", [15, 25, 50])),
+    reports = scan(root, layouts[layout], families, level, list(data.get("test_sigmas", [15, 25, 50])),
                    int(data.get("patch_size", 128)), int(data.get("train_crop_multiple", 16)),
                    int(data.get("crop_multiple", 16)), splits, args.workers)
     print(format_report(reports, root, layout, setting, level))

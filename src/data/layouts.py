@@ -2,16 +2,22 @@
 
 A layout says, for each degradation family, which folders under ``data.root`` hold its training set
 and its test set, how a degraded file finds its clean partner, and how many files a correct download
-holds. A run on real data checks its folders before anything else, so a missing download fails in
-seconds with the root it looked in, the folders it expected and how to fix it, not mid-epoch.
+holds. The layouts are config (``conf/data/layout/<name>.yaml``, composed into ``data.layouts``): this module
+only reads them (:func:`parse_layouts`) and finds which one a root holds. A run on real data checks its folders
+before anything else, so a missing download fails in seconds with the root it looked in, the folders it
+expected and how to fix it, not mid-epoch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from src.utils.errors import UserError
+from src.utils.errors import ConfigError, UserError
+
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -50,70 +56,38 @@ class FamilyLayout:
     test: ImageSet
 
 
-def _pair(name: str, degraded: str, clean: str, rule: str = "same", expected: int | None = None,
-          recursive: bool = False) -> ImageSet:
-    return ImageSet(name, clean=(clean,), degraded=(degraded,), rule=rule, expected=expected, recursive=recursive)
+#: family -> where its sets live (one layout)
+Layout = Mapping[str, FamilyLayout]
+#: layout name -> layout (``data.layouts``)
+Layouts = Mapping[str, Layout]
+_SET_FIELDS = {"name", "clean", "degraded", "rule", "expected", "recursive"}
 
 
-#: the 11 degraded categories of CDD-11 (OneRestore); each is a training family and a test benchmark
-CDD11_CATEGORIES = (
-    "low", "haze", "rain", "snow", "low_haze", "low_rain", "low_snow", "haze_rain", "haze_snow",
-    "low_haze_rain", "low_haze_snow",
-)  # fmt: skip
+def _image_set(node: Mapping[str, Any], key: str) -> ImageSet:
+    unknown = sorted(set(node) - _SET_FIELDS)
+    if unknown or "name" not in node or not node.get("clean"):
+        raise ConfigError(f"{key}: an image set needs `name` and `clean` folders (and may give degraded, rule, "
+                          f"expected, recursive); got {sorted(node)}")
+    return ImageSet(
+        name=str(node["name"]), clean=tuple(node["clean"]), degraded=tuple(node.get("degraded") or ()),
+        rule=str(node.get("rule", "same")), expected=node.get("expected"), recursive=bool(node.get("recursive")),
+    )
 
-#: layout name -> family -> folders. Counts are those of a correct download (PROTOCOLS.md sections 1-2).
-LAYOUTS: dict[str, dict[str, FamilyLayout]] = {
-    "promptir": {  # PromptIR / AdaIR
-        "noise": FamilyLayout(
-            ImageSet("noise", clean=("Train/Denoise",), expected=5144, recursive=True),
-            ImageSet("cbsd68", clean=("test/denoise/bsd68",), expected=68),
-        ),
-        "rain": FamilyLayout(
-            _pair("rain", "Train/Derain/rainy", "Train/Derain/gt", "rain", 200),
-            _pair("rain100l", "test/derain/Rain100L/input", "test/derain/Rain100L/target", "rain", 100),
-        ),
-        "haze": FamilyLayout(
-            _pair("haze", "Train/Dehaze/synthetic", "Train/Dehaze/original", "haze", 72135, recursive=True),
-            _pair("sots_outdoor", "test/dehaze/input", "test/dehaze/target", "haze", 500),
-        ),
-        "blur": FamilyLayout(
-            _pair("blur", "Train/Deblur/blur", "Train/Deblur/sharp", expected=2103),
-            _pair("gopro", "test/deblur/gopro/input", "test/deblur/gopro/target", expected=1111),
-        ),
-        "lowlight": FamilyLayout(
-            _pair("lowlight", "Train/Enhance/low", "Train/Enhance/gt", expected=485),
-            _pair("lol", "test/enhance/lol/input", "test/enhance/lol/target", expected=15),
-        ),
-    },
-    "moceir": {
-        "noise": FamilyLayout(
-            ImageSet("noise", clean=("denoising/BSD400", "denoising/WaterlooED"), expected=5144),
-            ImageSet("cbsd68", clean=("denoising/cBSD68/original_png",), expected=68),
-        ),
-        "rain": FamilyLayout(
-            _pair("rain", "deraining/RainTrainL/rainy", "deraining/RainTrainL/gt", "rain", 200),
-            _pair("rain100l", "deraining/Rain100L/rainy", "deraining/Rain100L/gt", "rain", 100),
-        ),
-        "haze": FamilyLayout(
-            ImageSet("haze", clean=("dehazing/RESIDE/clear",),
-                     degraded=tuple(f"dehazing/RESIDE/part{i}" for i in range(1, 5)), rule="haze", expected=72135),
-            _pair("sots_outdoor", "dehazing/SOTS/outdoor/hazy", "dehazing/SOTS/outdoor/gt", "haze", 500),
-        ),
-        "blur": FamilyLayout(  # MoCE-IR trains on GoPro pre-cut into 512x512 crops: no reference count
-            _pair("blur", "deblurring/GoPro/crop/train/input_crops", "deblurring/GoPro/crop/train/target_crops"),
-            _pair("gopro", "deblurring/GoPro/test/input", "deblurring/GoPro/test/target", expected=1111),
-        ),
-        "lowlight": FamilyLayout(
-            _pair("lowlight", "llie/LOLv1/Train/input", "llie/LOLv1/Train/target", expected=485),
-            _pair("lol", "llie/LOLv1/Test/input", "llie/LOLv1/Test/target", expected=15),
-        ),
-    },
-    "cdd11": {  # no reference counts: the check reports what it finds
-        c: FamilyLayout(_pair(c, f"cdd11/train/{c}", "cdd11/train/clear"),
-                        _pair(f"cdd11_{c}", f"cdd11/test/{c}", "cdd11/test/clear"))
-        for c in CDD11_CATEGORIES
-    },
-}
+
+def parse_layouts(node: Mapping[str, Any] | None) -> dict[str, dict[str, FamilyLayout]]:
+    """``data.layouts`` (layout name -> family -> ``train``/``test`` image sets) as :class:`FamilyLayout` objects."""
+    if not node:
+        raise ConfigError("data.layouts is empty: compose at least one layout (conf/data/layout/*.yaml)")
+    out: dict[str, dict[str, FamilyLayout]] = {}
+    for name, families in node.items():
+        out[name] = {}
+        for family, sets in families.items():
+            key = f"data.layouts.{name}.{family}"
+            if set(sets) != set(SPLITS):
+                raise ConfigError(f"{key}: expected a `train` and a `test` set, got {sorted(sets)}")
+            out[name][family] = FamilyLayout(_image_set(sets["train"], f"{key}.train"),
+                                             _image_set(sets["test"], f"{key}.test"))
+    return out
 
 
 class DataNotFoundError(UserError, FileNotFoundError):
@@ -127,18 +101,16 @@ class DataCheckError(DataNotFoundError):
     """
 
 
-SPLITS = ("train", "test")
-
 
 Splits = tuple[str, ...] | list[str]
 
 
-def sets_of(layout: str, families: list[str], splits: Splits = SPLITS) -> list[tuple[str, str, ImageSet]]:
+def sets_of(layout: Layout, families: list[str], splits: Splits = SPLITS) -> list[tuple[str, str, ImageSet]]:
     """``(split, family, image set)`` of each family, training sets first."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown data.splits {unknown}; expected a subset of {list(SPLITS)}")
-    return [(sp, fam, getattr(LAYOUTS[layout][fam], sp)) for sp in SPLITS if sp in splits for fam in families]
+    return [(sp, fam, getattr(layout[fam], sp)) for sp in SPLITS if sp in splits for fam in families]
 
 
 def benchmarks_of(image_set: ImageSet, sigmas: list[float] | tuple[float, ...] = ()) -> list[str]:
@@ -148,35 +120,38 @@ def benchmarks_of(image_set: ImageSet, sigmas: list[float] | tuple[float, ...] =
     return [f"{image_set.name}_s{float(s):g}" for s in sigmas]
 
 
-def _present(root: Path, layout: str, families: list[str]) -> int:
+def _present(root: Path, layout: Layout, families: list[str]) -> int:
     return sum((root / f).is_dir() for _, _, s in sets_of(layout, families) for f in s.folders)
 
 
-def detect_layout(root: Path, families: list[str] | None = None) -> str | None:
+def detect_layout(root: Path, layouts: Layouts, families: list[str] | None = None) -> str | None:
     """The layout (among those that define every family asked for) with the most of its folders under ``root``.
 
     ``None`` when no folder of any candidate exists.
     """
-    candidates = [name for name, fams in LAYOUTS.items() if families is None or set(families) <= set(fams)]
-    scored = [(_present(root, name, families or list(LAYOUTS[name])), name) for name in candidates]
+    candidates = [name for name, fams in layouts.items() if families is None or set(families) <= set(fams)]
+    scored = [(_present(root, layouts[name], families or list(layouts[name])), name) for name in candidates]
     best = max(scored, key=lambda s: s[0], default=(0, None))  # the first layout wins a tie
     return best[1] if best[0] > 0 else None
 
 
-def resolve_layout(root: Path, families: list[str], layout: str = "auto") -> str:
-    """``layout`` itself, or the detected one for ``auto`` (PromptIR's when nothing is there yet)."""
+def resolve_layout(root: Path, families: list[str], layouts: Layouts, layout: str = "auto") -> str:
+    """``layout`` itself, or the detected one for ``auto`` (the first that has every family when nothing is
+    there yet)."""
     if layout == "auto":
-        candidates = [name for name, fams in LAYOUTS.items() if set(families) <= set(fams)]
-        return detect_layout(root, families) or (candidates[0] if candidates else "promptir")
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown data.layout {layout!r}; expected 'auto' or one of {sorted(LAYOUTS)}")
-    unknown = sorted(set(families) - set(LAYOUTS[layout]))
+        candidates = [name for name, fams in layouts.items() if set(families) <= set(fams)]
+        if not candidates:
+            raise ConfigError(f"data.families {families} are all in no layout of data.layouts ({sorted(layouts)})")
+        return detect_layout(root, layouts, families) or candidates[0]
+    if layout not in layouts:
+        raise ConfigError(f"unknown data.layout {layout!r}; expected 'auto' or one of {sorted(layouts)}")
+    unknown = sorted(set(families) - set(layouts[layout]))
     if unknown:
-        raise ValueError(f"data.families {unknown} are not in layout {layout!r} (it has {sorted(LAYOUTS[layout])})")
+        raise ConfigError(f"data.families {unknown} are not in layout {layout!r} (it has {sorted(layouts[layout])})")
     return layout
 
 
-def required_folders(layout: str, families: list[str], splits: Splits = SPLITS) -> list[str]:
+def required_folders(layout: Layout, families: list[str], splits: Splits = SPLITS) -> list[str]:
     """Every folder (relative to the root) that the families' sets of ``splits`` read."""
     return [f for _, _, s in sets_of(layout, families, splits) for f in s.folders]
 
@@ -185,13 +160,14 @@ def locate(
     root: str | Path | None,
     families: list[str],
     setting: str,
+    layouts: Layouts,
     layout: str = "auto",
     splits: Splits = SPLITS,
 ) -> tuple[Path, str]:
-    """The resolved root and layout if every needed folder exists, else raise :class:`DataNotFoundError`."""
+    """The resolved root and layout name if every needed folder exists, else raise :class:`DataNotFoundError`."""
     root_path = Path(str(root or ".")).expanduser().resolve()
-    layout = resolve_layout(root_path, families, layout)
-    expected = required_folders(layout, families, splits)
+    layout = resolve_layout(root_path, families, layouts, layout)
+    expected = required_folders(layouts[layout], families, splits)
     missing = [p for p in expected if not (root_path / p).is_dir()]
     if missing:
         lines = [
@@ -203,7 +179,7 @@ def locate(
             f"the embedded synthetic default with data=synth{setting}"
             if setting in ("3deg", "5deg")
             else "Point data.root at the folder that holds them (data.root=/path/to/data), choose the layout with "
-            f"data.layout={'|'.join(LAYOUTS)}, or train on the embedded synthetic default with data=synth5deg",
+            f"data.layout={'|'.join(layouts)}, or train on the embedded synthetic default with data=synth5deg",
         ]
         raise DataNotFoundError("\n".join(lines))
     return root_path, layout

@@ -12,10 +12,11 @@ import torch
 import src.data.benchmarks as benchmarks
 import src.data.sampler as sampler_module
 from src.data.benchmarks import OnePerFamilySampler, benchmark_datamodule
-from src.data.layouts import CDD11_CATEGORIES, DataCheckError
+from src.data.layouts import DataCheckError
 from src.train import train
 from tests.conftest import compose
-from tests.data.test_layouts import FIVE, THREE, write_image, write_layout
+from tests.data.test_layouts import CDD11_CATEGORIES, FIVE, THREE, write_image, write_layout
+from tests.helpers import layout_configs
 
 LOADER = {"batch_size": 4, "num_workers": 0}
 
@@ -30,8 +31,12 @@ def moceir_root(tmp_path_factory) -> Path:
     return write_layout(tmp_path_factory.mktemp("moceir"), "moceir", FIVE)
 
 
+#: the layouts data=5deg and its variants compose (cdd11 adds its own)
+LAYOUTS = {k: v for k, v in layout_configs().items() if k in ("promptir", "moceir")}
+
+
 def _dm(root: Path, families=THREE, setting="3deg", **kw):
-    return benchmark_datamodule(setting, root, families, patch_size=32, **{**LOADER, **kw})
+    return benchmark_datamodule(setting, root, families, layouts=LAYOUTS, patch_size=32, **{**LOADER, **kw})
 
 
 def tree_digest(root: Path) -> str:
@@ -130,7 +135,8 @@ def test_validation_subset_and_test_split_only(promptir_root):
 
 def test_cdd11_categories_are_families_and_benchmarks(tmp_path):
     root = write_layout(tmp_path, "cdd11", list(CDD11_CATEGORIES))
-    dm = benchmark_datamodule("cdd11", root, list(CDD11_CATEGORIES), patch_size=32, train_crop_multiple=1, **LOADER)
+    dm = benchmark_datamodule("cdd11", root, list(CDD11_CATEGORIES), layouts=layout_configs(), layout="cdd11",
+                              patch_size=32, train_crop_multiple=1, **LOADER)
     assert dm.families == list(CDD11_CATEGORIES)
     assert dm.test_benchmarks == [f"cdd11_{c}" for c in CDD11_CATEGORIES]
     assert dm.test_sets["cdd11_low_haze_rain"][1]["family"] == "low_haze_rain"

@@ -14,15 +14,19 @@ import pytest
 from PIL import Image
 
 from src.data.layouts import (
-    CDD11_CATEGORIES,
-    LAYOUTS,
     DataNotFoundError,
     detect_layout,
     locate,
+    parse_layouts,
     required_folders,
     resolve_layout,
     sets_of,
 )
+from tests.helpers import layout_configs
+
+#: the layouts of conf/data/layout, as a run parses them
+LAYOUTS = parse_layouts(layout_configs())
+CDD11_CATEGORIES = tuple(LAYOUTS["cdd11"])
 
 FIVE = ["noise", "rain", "haze", "blur", "lowlight"]
 THREE = ["noise", "rain", "haze"]
@@ -58,7 +62,7 @@ def write_layout(
     in each ``part`` folder, as in RESIDE.
     """
     families = families or (list(CDD11_CATEGORIES) if layout == "cdd11" else FIVE)
-    for split, _, image_set in sets_of(layout, families):
+    for split, _, image_set in sets_of(LAYOUTS[layout], families):
         n = n_train if split == "train" else n_test
         if not image_set.paired:
             for j, folder in enumerate(image_set.clean):
@@ -80,7 +84,7 @@ def write_layout(
 
 def test_every_layout_lists_train_and_test_folders_for_its_families():
     for layout, families in LAYOUTS.items():
-        folders = required_folders(layout, list(families))
+        folders = required_folders(families, list(families))
         assert len(folders) == len(set(folders)) or layout == "cdd11"  # cdd11 shares clear/ between categories
         assert all(not Path(f).is_absolute() for f in folders)
 
@@ -88,31 +92,31 @@ def test_every_layout_lists_train_and_test_folders_for_its_families():
 @pytest.mark.parametrize("layout", ["promptir", "moceir"])
 def test_layout_is_detected_from_the_folders(tmp_path, layout):
     write_layout(tmp_path, layout, THREE)
-    assert detect_layout(tmp_path, THREE) == layout
-    assert resolve_layout(tmp_path, THREE, "auto") == layout
-    assert locate(tmp_path, THREE, "3deg") == (tmp_path.resolve(), layout)
+    assert detect_layout(tmp_path, LAYOUTS, THREE) == layout
+    assert resolve_layout(tmp_path, THREE, LAYOUTS, "auto") == layout
+    assert locate(tmp_path, THREE, "3deg", LAYOUTS) == (tmp_path.resolve(), layout)
 
 
 def test_named_layout_wins_and_reports_what_it_misses(tmp_path):
     write_layout(tmp_path, "promptir", THREE)
     with pytest.raises(DataNotFoundError) as err:
-        locate(tmp_path, THREE, "3deg", layout="moceir")
+        locate(tmp_path, THREE, "3deg", LAYOUTS, layout="moceir")
     message = str(err.value)
     assert "deraining/RainTrainL/rainy" in message and "layout 'moceir'" in message
-    with pytest.raises(ValueError, match="unknown data.layout"):
-        locate(tmp_path, THREE, "3deg", layout="nope")
+    with pytest.raises(ValueError, match="unknown data.layout 'nope'; expected 'auto' or one of"):
+        locate(tmp_path, THREE, "3deg", LAYOUTS, layout="nope")
 
 
 def test_cdd11_is_detected_for_its_categories(tmp_path):
     write_layout(tmp_path, "cdd11")
-    assert detect_layout(tmp_path, list(CDD11_CATEGORIES)) == "cdd11"
-    assert detect_layout(tmp_path, THREE) is None
+    assert detect_layout(tmp_path, LAYOUTS, list(CDD11_CATEGORIES)) == "cdd11"
+    assert detect_layout(tmp_path, LAYOUTS, THREE) is None
 
 
 def test_missing_data_message_names_root_folders_and_fixes(tmp_path):
     root = tmp_path / "nowhere"
     with pytest.raises(DataNotFoundError) as err:
-        locate(root, FIVE, "5deg")
+        locate(root, FIVE, "5deg", {k: LAYOUTS[k] for k in ("promptir", "moceir")})
     message = str(err.value)
     assert str(root) in message and "Train/Derain" in message
     assert "data.root" in message and "data=synth5deg" in message and "data.layout=promptir|moceir" in message
@@ -121,16 +125,30 @@ def test_missing_data_message_names_root_folders_and_fixes(tmp_path):
 def test_partly_present_data_marks_only_the_missing_folders(tmp_path):
     write_layout(tmp_path, "promptir", ["noise", "rain"])
     with pytest.raises(DataNotFoundError) as err:
-        locate(tmp_path, THREE, "3deg")
+        locate(tmp_path, THREE, "3deg", LAYOUTS)
     lines = str(err.value).splitlines()
     assert any(line.strip().startswith("MISSING") and "Train/Dehaze/synthetic" in line for line in lines)
     assert any(line.strip().startswith("found") and "Train/Derain/rainy" in line for line in lines)
 
 
 def test_test_split_alone_needs_no_training_folders(tmp_path):
-    for _, _, image_set in sets_of("promptir", THREE, ["test"]):
+    for _, _, image_set in sets_of(LAYOUTS["promptir"], THREE, ["test"]):
         for folder in image_set.folders:
             (tmp_path / folder).mkdir(parents=True)
-    assert locate(tmp_path, THREE, "3deg", splits=["test"])[1] == "promptir"
+    assert locate(tmp_path, THREE, "3deg", LAYOUTS, splits=["test"])[1] == "promptir"
     with pytest.raises(DataNotFoundError):
-        locate(tmp_path, THREE, "3deg")
+        locate(tmp_path, THREE, "3deg", LAYOUTS)
+
+
+def test_layouts_are_config_and_a_bad_entry_names_its_key():
+    """conf/data/layout is the registry: a new layout is a new file; a malformed set names where it is."""
+    from src.utils.errors import ConfigError
+
+    assert set(LAYOUTS) == {p.stem for p in (Path(__file__).parents[2] / "conf" / "data" / "layout").glob("*.yaml")}
+    mine = {"mine": {"rain": {"train": {"name": "rain", "degraded": ["r"]}, "test": {"name": "t", "clean": ["c"]}}}}
+    with pytest.raises(ConfigError, match=r"data.layouts.mine.rain.train: an image set needs `name` and `clean`"):
+        parse_layouts(mine)
+    mine["mine"]["rain"]["train"]["clean"] = ["g"]
+    assert parse_layouts(mine)["mine"]["rain"].train.paired
+    with pytest.raises(ConfigError, match=r"data.layouts.mine.rain: expected a `train` and a `test` set"):
+        parse_layouts({"mine": {"rain": {"train": mine["mine"]["rain"]["train"]}}})

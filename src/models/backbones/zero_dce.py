@@ -56,7 +56,6 @@ class ZeroDCE(Backbone):
         x6 = F.relu(self.dec2(torch.cat([x2, x5], 1)))
         return torch.tanh(self.to_curves(torch.cat([x1, x6], 1)))
 
-    apply_curves = staticmethod(apply_curves)
 
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         return apply_curves(lq, self.curves(lq)), {}
