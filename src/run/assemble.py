@@ -16,6 +16,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.run.from_checkpoint import load_run, run_config
 from src.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,6 @@ class Assembled:
 
 def for_training(cfg: DictConfig) -> Assembled:
     """Data, model (with its run config stored in every checkpoint), callbacks, loggers and Trainer of ``cfg``."""
-    from src.run.from_checkpoint import run_config
-
     log.info("building data <%s>", cfg.data.get("_target_"))
     datamodule = build(cfg.data, "data")
     log.info("building model <%s>", cfg.model.get("_target_"))
@@ -194,8 +193,6 @@ def for_training(cfg: DictConfig) -> Assembled:
 
 def _stored_run(cfg: DictConfig, overridden: Iterable[str], require: bool) -> tuple[DictConfig, Any]:
     """``cfg`` with the checked groups of ``ckpt_path`` merged in, and its state dict (``None`` without one)."""
-    from src.run.from_checkpoint import load_run
-
     if cfg.get("ckpt_path"):
         return load_run(cfg, overridden)
     if not cfg.model.get("pretrained"):

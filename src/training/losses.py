@@ -43,6 +43,17 @@ class Objective(nn.Module):
     ``self(pred, batch["gt"])``.
     """
 
+    @staticmethod
+    def term_weights(**weights: float) -> dict[str, float]:
+        """The weights of an objective's terms as floats: none negative, at least one on (a zero weight switches
+        its term off, so it is not computed)."""
+        out = {name: float(w) for name, w in weights.items()}
+        if all(w == 0 for w in out.values()):
+            raise ValueError(f"model.loss: every term has weight 0; give one of {', '.join(out)} a weight")
+        if any(w < 0 for w in out.values()):
+            raise ValueError(f"model.loss: weights must be non-negative, got {out}")
+        return out
+
     def objective(
         self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -68,17 +79,7 @@ class RestorationLoss(Objective):
         psnr: float = 0.0,
     ):
         super().__init__()
-        self.weights = {
-            "l1": float(l1),
-            "mse": float(mse),
-            "charbonnier": float(charbonnier),
-            "fft_l1": float(fft_l1),
-            "psnr": float(psnr),
-        }
-        if all(w == 0 for w in self.weights.values()):
-            raise ValueError("model.loss: every term has weight 0; give l1, mse, charbonnier, fft_l1 or psnr a weight")
-        if any(w < 0 for w in self.weights.values()):
-            raise ValueError(f"model.loss: weights must be non-negative, got {self.weights}")
+        self.weights = self.term_weights(l1=l1, mse=mse, charbonnier=charbonnier, fft_l1=fft_l1, psnr=psnr)
         self.eps = float(eps)
 
     def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

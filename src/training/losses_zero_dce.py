@@ -84,16 +84,7 @@ class ZeroDCELoss(Objective):
         spatial_patch: int = 4,
     ) -> None:
         super().__init__()
-        self.weights = {
-            "spatial": float(spatial),
-            "exposure": float(exposure),
-            "color": float(color),
-            "illumination": float(illumination),
-        }
-        if all(w == 0 for w in self.weights.values()):
-            raise ValueError("model.loss: every Zero-DCE term has weight 0")
-        if any(w < 0 for w in self.weights.values()):
-            raise ValueError(f"model.loss: weights must be non-negative, got {self.weights}")
+        self.weights = self.term_weights(spatial=spatial, exposure=exposure, color=color, illumination=illumination)
         self.exposure_level = float(exposure_level)
         self.exposure_patch = int(exposure_patch)
         self.spatial_patch = int(spatial_patch)
