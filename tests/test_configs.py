@@ -105,3 +105,15 @@ def test_logger_settings_without_their_config_name_the_key(tmp_path):
     cfg = compose("train", ["logger=csv", "+logger.wandb.offline=true"], tmp_path)
     with pytest.raises(ConfigError, match=r"logger\.wandb.*logger=\[wandb,"):
         build_loggers(cfg.logger)
+
+
+def test_debug_runs_are_quick_and_quiet(tmp_path):
+    """debug=*: no anomaly detection unless asked (it multiplies backward time), DEBUG for src.* only."""
+    cfg = compose("train", ["debug=limit"], tmp_path)
+    assert cfg.trainer.detect_anomaly is False
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = hydra_compose("train", overrides=["debug=fdr"], return_hydra_config=True)
+    assert full.hydra.job_logging.root.level == "INFO" and full.hydra.job_logging.loggers.src.level == "DEBUG"

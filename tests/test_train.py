@@ -147,7 +147,7 @@ def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
 def test_every_model_config_trains_in_the_suite(tiny_cfg, model):
     """fast_dev_run of every ``conf/model`` config at its own (paper) size on one family and small images:
     one optimiser step and one validation batch through the Trainer, as ``python -m src.train`` runs them."""
-    cfg = tiny_cfg(f"model={model}", "debug=fdr", "trainer.detect_anomaly=false", "data.families=[noise]",
+    cfg = tiny_cfg(f"model={model}", "debug=fdr", "data.families=[noise]",
                    "data.batch_size=2", "data.test_source.max_side=40", "model/scheduler=none")
     if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
         pytest.skip(f"model={model} is a grayscale network; the synthetic data is RGB (model=dncnn_color is not)")
