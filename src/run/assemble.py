@@ -203,9 +203,14 @@ def _stored_run(cfg: DictConfig, overridden: Iterable[str], require: bool) -> tu
 
 
 def _weighted_model(cfg: DictConfig, state: Any) -> Any:
+    from src.models.official import load_strict
+
     model = build_model(cfg)
     if state is not None:
-        model.load_state_dict(state, strict=True)
+        try:
+            load_strict(model, state, source=f"ckpt_path={cfg.ckpt_path}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     return model
 
 

@@ -73,3 +73,17 @@ def test_model_official_can_only_name_a_converter_of_the_suite():
                  "src.models.official.wrapper"):
         with pytest.raises(KeyError, match="names no converter module of src.models.official"):
             converter_module(name)
+
+
+def test_a_mismatch_is_grouped_with_its_likely_fix(tmp_path):
+    """Released BN-folded DnCNN weights into the batch-norm network: a few lines naming the fix, not 200 keys."""
+    from src.models.backbones.dncnn import DnCNN
+    from src.models.official import load_strict
+
+    folded = DnCNN(batch_norm=False).state_dict()
+    with pytest.raises(ValueError) as err:
+        load_strict(DnCNN(batch_norm=True), folded, source="model.pretrained=dncnn_25.pth")
+    message = str(err.value)
+    assert len(message) < 1000 and len(message.splitlines()) == 3, message
+    assert "missing keys (75): body.*.norm.weight (x15)" in message
+    assert "likely fix: every missing key belongs to a batch norm" in message and "batch_norm=false" in message

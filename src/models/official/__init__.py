@@ -43,8 +43,46 @@ def available() -> list[str]:
     return sorted(p.stem for p in here.glob("*.py") if p.stem not in ("__init__", "wrapper"))
 
 
+#: keys before "... and N more" in a key report
+SHOWN_KEYS = 6
+_BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def _pattern(key: str) -> str:
+    """``net.body.12.norm.weight`` -> ``net.body.*.norm.weight``: keys of repeated blocks fold into one line."""
+    return ".".join("*" if part.isdigit() else part for part in key.split("."))
+
+
+def summarise_keys(keys: list[str]) -> str:
+    """Keys grouped by pattern with counts (a pattern of one key is the key itself), the first few shown, the
+    rest counted."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(_pattern(key), []).append(key)
+    shown = [f"{pattern} (x{len(ks)})" if len(ks) > 1 else ks[0] for pattern, ks in list(groups.items())[:SHOWN_KEYS]]
+    more = len(groups) - SHOWN_KEYS
+    return ", ".join(shown) + (f" ... and {more} more pattern(s)" if more > 0 else "")
+
+
+def _likely_fix(model: nn.Module, missing: list[str], unexpected: list[str]) -> str | None:
+    """What usually causes this mismatch, where the keys make it plain."""
+    norms = {name for name, m in model.named_modules() if isinstance(m, _BATCH_NORM)}
+    if missing and not unexpected and all(k.rsplit(".", 1)[0] in norms for k in missing):
+        return ("every missing key belongs to a batch norm: the weights were saved without it (folded, as KAIR's "
+                "released DnCNN): set model.backbone.batch_norm=false")
+    if unexpected and not missing and all(k.startswith("head.") for k in unexpected):
+        return "the weights hold a head this model lacks: choose the model they were trained as (model/head=...)"
+    if missing and not unexpected and all(k.startswith("head.") for k in missing):
+        return "the weights hold no head: choose the model without one (model/head=none)"
+    return None
+
+
 def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "state dict") -> None:
-    """Load ``state_dict`` into ``model`` requiring every key used once and every tensor filled, shapes equal."""
+    """Load ``state_dict`` into ``model`` requiring every key used once and every tensor filled, shapes equal.
+
+    A mismatch is reported grouped (repeated blocks fold into one pattern), a few shown and the rest counted,
+    with the likely fix where the keys make it plain.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -56,11 +94,16 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
     if missing or unexpected or mismatched:
         lines = [f"{source} does not fit {type(model).__name__}:"]
         if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+            lines.append(f"  missing keys ({len(missing)}): {summarise_keys(missing)}")
         if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+            lines.append(f"  unexpected keys ({len(unexpected)}): {summarise_keys(unexpected)}")
         if mismatched:
-            lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched)}")
+            more = len(mismatched) - SHOWN_KEYS
+            lines.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:SHOWN_KEYS])}"
+                         + (f" ... and {more} more" if more > 0 else ""))
+        fix = _likely_fix(model, missing, unexpected)
+        if fix:
+            lines.append(f"  likely fix: {fix}")
         raise ValueError("\n".join(lines))
     model.load_state_dict(dict(state_dict), strict=True)
 
