@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from src.run.assemble import for_evaluation
+from src.run.assemble import for_evaluation, untrained
 from src.run.from_checkpoint import overridden_groups
 from src.run.test_table import report_test
 from src.utils.errors import exit_on_user_error
@@ -30,8 +30,9 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     run = for_evaluation(cfg, overridden)
     run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+    extra = {"untrained": True} if untrained(run.cfg) else {}
     return report_test(run.trainer, run.model, run.cfg, run.loggers, title="evaluation",
-                       checkpoint=run.cfg.get("ckpt_path"), pretrained=run.cfg.model.get("pretrained"))
+                       checkpoint=run.cfg.get("ckpt_path"), pretrained=run.cfg.model.get("pretrained"), **extra)
 
 
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs

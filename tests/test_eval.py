@@ -12,7 +12,7 @@ from src.results.record import read_json
 from tests.conftest import compose
 
 TINY = ["model=restormer_tiny", "model.backbone.dim=8", "trainer=cpu", "logger=none", "data=kair_denoise",
-        "data.channels=3"]
+        "data.channels=3", "untrained=true"]
 
 
 def _photos(folder, sizes):
@@ -42,3 +42,17 @@ def test_an_image_smaller_than_the_ssim_window_is_left_out_and_named(tmp_path, p
     assert f"smaller than the {window}-pixel SSIM window of metrics={protocol}" in record["skipped"][benchmark]["img1"]
     assert np.isfinite(record["benchmarks"][benchmark]["ssim"])
     assert read_json(tmp_path / "run" / "metrics.json")["skipped"] == record["skipped"]
+
+
+def test_a_model_without_weights_is_refused_unless_asked_for_and_then_labelled(tmp_path):
+    from src.utils.errors import ConfigError
+
+    _photos(tmp_path / "clean", [(24, 24)])
+    plain = [o for o in TINY if o != "untrained=true"] + [f"data.root={tmp_path / 'clean'}"]
+    with pytest.raises(ConfigError, match=r"no weights: set ckpt_path=.* or untrained=true"):
+        evaluate(compose("eval", plain, tmp_path / "refused"))
+    assert not (tmp_path / "refused" / "metrics.json").exists()
+    record = evaluate(compose("eval", [*plain, "untrained=true"], tmp_path / "run"))
+    assert record["untrained"] is True
+    assert read_json(tmp_path / "run" / "metrics.json")["untrained"] is True
+    assert "**Untrained weights** (untrained=true)" in (tmp_path / "run" / "results.md").read_text()

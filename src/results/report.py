@@ -96,6 +96,8 @@ def _comparison_cells(row: ComparisonRow) -> list[str]:
             _fmt(row.diff_ssim, 4, signed=True), row.note]
 
 
+#: said wherever a record of a network without weights is shown (``src.eval untrained=true``)
+UNTRAINED_NOTE = "**Untrained weights** (untrained=true): randomly initialised, a baseline, not a trained model."
 RESULT_HEADERS = ("benchmark", "input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)")
 LPIPS_HEADERS = ("input LPIPS ↓", "restored LPIPS ↓")
 COMPARISON_HEADERS = ("method", "benchmark", "ours PSNR", "published PSNR", "diff PSNR", "ours SSIM",
@@ -111,6 +113,8 @@ def render_markdown(
     headers = RESULT_HEADERS + (LPIPS_HEADERS if has_lpips(record["benchmarks"]) else ())
     results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
+    if record.get("untrained"):
+        parts[1:1] = ["", UNTRAINED_NOTE]
     if comparison:
         title = f"## Compared with published numbers ({setting}: {load_published()[setting].description})"
         explain = "diff = ours - published; empty where the two are different quantities (see note)."
@@ -172,6 +176,8 @@ def write_reports(
 def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:
     """The rich table; ``description`` defaults to the protocol's (plus the LPIPS note where the record has it)."""
     caption = protocol_caption(record["metrics"], description, lpips=record.get("lpips"))
+    if record.get("untrained"):
+        title = f"{title} of UNTRAINED weights (untrained=true)"
     table = Table(title=f"{title}\n{caption}")
     table.add_column("benchmark")
     lpips = has_lpips(record["benchmarks"])

@@ -191,14 +191,25 @@ def for_training(cfg: DictConfig) -> Assembled:
     return Assembled(cfg, datamodule, model, trainer, loggers)
 
 
+def untrained(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` names no weights at all (no ``ckpt_path``, no ``model.pretrained``)."""
+    return not cfg.get("ckpt_path") and not cfg.model.get("pretrained")
+
+
 def _stored_run(cfg: DictConfig, overridden: Iterable[str], require: bool) -> tuple[DictConfig, Any]:
-    """``cfg`` with the checked groups of ``ckpt_path`` merged in, and its state dict (``None`` without one)."""
+    """``cfg`` with the checked groups of ``ckpt_path`` merged in, and its state dict (``None`` without one).
+
+    A model without weights is refused unless ``untrained=true`` asks for one on purpose (a baseline), and never
+    when ``require`` (restore).
+    """
     if cfg.get("ckpt_path"):
         return load_run(cfg, overridden)
-    if not cfg.model.get("pretrained"):
-        if require:
-            raise ConfigError("set ckpt_path=... (a checkpoint of src.train) or model.pretrained=... (weights)")
-        log.warning("neither ckpt_path nor model.pretrained is set: randomly initialised weights")
+    if untrained(cfg):
+        if require or not cfg.get("untrained", False):
+            hint = "" if require else ", or untrained=true to evaluate the randomly initialised network on purpose"
+            raise ConfigError(f"no weights: set ckpt_path=... (a checkpoint of src.train) or model.pretrained=... "
+                              f"(a weights file){hint}")
+        log.warning("untrained=true: evaluating randomly initialised weights (the table says so)")
     return cfg, None
 
 
