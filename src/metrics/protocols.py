@@ -105,18 +105,22 @@ class FloatProtocol(MetricProtocol):
 
 
 @dataclass(frozen=True)
-class YChannelProtocol(MetricProtocol):
-    """BasicSR's ``calculate_psnr`` / ``calculate_ssim`` with ``test_y_channel=True`` on uint8 images.
+class Uint8Protocol(MetricProtocol):
+    """BasicSR's and KAIR's ``calculate_psnr`` / ``calculate_ssim`` on uint8 images.
 
-    Both images are rounded to 8-bit levels (``tensor2img``), ``crop_border`` pixels are dropped on each side,
-    RGB becomes BT.601 luma on the 0-255 scale (C = 1 input is taken as luma already, as BasicSR does); PSNR
-    uses peak 255 and SSIM is Wang's MATLAB form (11x11 Gaussian, sigma 1.5, population covariance, valid
-    region, C1 = (0.01*255)^2, C2 = (0.03*255)^2). ``round_y=True`` also rounds the luma to integers as
-    MATLAB's ``rgb2ycbcr`` does on uint8 (Restormer's deraining script), which BasicSR does not.
+    Both images are rounded to 8-bit levels (``tensor2img``), ``crop_border`` pixels are dropped on each side;
+    with ``test_y_channel`` (BasicSR's flag, ``metrics=y_channel``) RGB becomes BT.601 luma on the 0-255 scale
+    (C = 1 input is taken as luma already, as BasicSR does), without it the three RGB channels are scored
+    (KAIR's and SwinIR's colour denoising, ``metrics=rgb_uint8``: PSNR over all channels, SSIM the mean of the
+    per-channel values). PSNR uses peak 255 and SSIM is Wang's MATLAB form (11x11 Gaussian, sigma 1.5,
+    population covariance, valid region, C1 = (0.01*255)^2, C2 = (0.03*255)^2). ``round_y=True`` also rounds
+    the luma to integers as MATLAB's ``rgb2ycbcr`` does on uint8 (Restormer's deraining script), which BasicSR
+    does not.
     """
 
     crop_border: int = 0
     round_y: bool = False
+    test_y_channel: bool = True
 
     def __post_init__(self) -> None:
         if self.crop_border < 0:
@@ -133,7 +137,7 @@ class YChannelProtocol(MetricProtocol):
         if self.crop_border:
             cb = self.crop_border
             x, y = x[..., cb:-cb, cb:-cb], y[..., cb:-cb, cb:-cb]
-        if x.shape[1] == 3:
+        if self.test_y_channel and x.shape[1] == 3:
             x, y = rgb_levels_to_y(x, self.round_y), rgb_levels_to_y(y, self.round_y)
         return {
             "psnr": psnr(x, y, data_range=255.0),

@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from skimage.metrics import structural_similarity as sk_ssim
 from torch import Tensor
 
-from src.metrics.protocols import FloatProtocol, YChannelProtocol
+from src.metrics.protocols import FloatProtocol, Uint8Protocol
 from tests.helpers import configs, metric_protocol
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -251,7 +251,24 @@ def test_hydra_configs_instantiate(name: str) -> None:
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
     protocol = instantiate(cfg)
     assert protocol.name == name == cfg.name
-    assert isinstance(protocol, YChannelProtocol if name == "y_channel" else FloatProtocol)
+    assert isinstance(protocol, Uint8Protocol if name == "y_channel" else FloatProtocol)
     for option in set(cfg) - {"_target_"}:
         assert getattr(protocol, option) == cfg[option]
     assert protocol.description
+
+
+def test_rgb_uint8_is_kairs_colour_psnr_and_ssim() -> None:
+    """KAIR's util.calculate_psnr / calculate_ssim on uint8 RGB: PSNR over all channels at peak 255, SSIM the mean
+    of the per-channel MATLAB values (here from the y_channel kernel applied to each channel as a gray image)."""
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 256, (20, 23, 3)).astype(np.float64)
+    pred = np.clip(gt + rng.normal(0, 12, gt.shape), 0, 255)
+    ours = metric_protocol("rgb_uint8").per_image(_tensor(pred / 255.0), _tensor(gt / 255.0))
+    a, b = np.round(pred), np.round(gt)  # KAIR's uint8 images
+    mse = np.mean((a - b) ** 2)
+    assert ours["psnr"].item() == pytest.approx(20 * np.log10(255.0 / np.sqrt(mse)), abs=1e-9)
+    gray = metric_protocol("y_channel")
+    per_channel = [gray.per_image(_tensor(pred[..., c:c + 1] / 255.0), _tensor(gt[..., c:c + 1] / 255.0))["ssim"]
+                   for c in range(3)]
+    assert ours["ssim"].item() == pytest.approx(float(sum(per_channel)) / 3, abs=1e-12)
+    assert ours["psnr"].item() != pytest.approx(gray.per_image(_tensor(pred / 255.0), _tensor(gt / 255.0))["psnr"].item())
