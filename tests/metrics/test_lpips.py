@@ -219,7 +219,7 @@ def test_eval_run_reports_and_logs_lpips(tiny_cfg, tmp_path: Path, alex_weights:
     from src.eval import evaluate
 
     cfg = tiny_cfg("data.test_source.max_side=96", "metrics=y_channel", "metrics.lpips=alex", "logger=csv",
-                   name="eval")
+                   "untrained=true", name="eval")
     record = evaluate(cfg)
     assert record["metrics"] == "y_channel" and record["lpips"] == "alex"
     for name, row in record["benchmarks"].items():
