@@ -264,6 +264,10 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
                     log.warning("%s: %s", source, note)
                     report.notes[source] = note
             progress.advance(task)
+            done, elapsed = len(report.restored) + len(report.skipped) - len(todo.unusable), time.monotonic() - start
+            # a plain line per image for logs and pipes, where the bar draws nothing
+            log.info("%d of %d images, %.0f s so far, about %.0f s to go", done, len(todo.pairs), elapsed,
+                     elapsed / max(done, 1) * (len(todo.pairs) - done))
     report.seconds = time.monotonic() - start
     print(summarise(report))
     return report

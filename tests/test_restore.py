@@ -318,3 +318,14 @@ def test_memory_per_pixel_is_measured_and_grows_with_the_network():
     assert 0 < budget.bytes_per_pixel(narrow, cpu) < budget.bytes_per_pixel(wide, cpu)
     assert budget.bytes_per_pixel(wide, cpu) >= 256 * 4  # at least its output, float32
     assert budget.available_bytes(cpu) > 0
+
+
+def test_each_image_gives_a_plain_progress_line(tmp_path, weights, caplog):
+    source = tmp_path / "in"
+    source.mkdir()
+    for i in range(3):
+        Image.fromarray(pattern(8, 8, 3, seed=i)).save(source / f"{i}.png")
+    with caplog.at_level(logging.INFO, logger="src.restore"):
+        run(tmp_path, source, tmp_path / "out", ckpt=weights["ckpt"])
+    lines = [r.getMessage() for r in caplog.records if "images," in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["1 of 3 images", "2 of 3 images", "3 of 3 images"]

@@ -233,10 +233,11 @@ def load_weights(cfg: DictConfig, overridden: Iterable[str] = ()) -> tuple[DictC
 
 
 def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled:
-    """Data and trained model (``ckpt_path`` or ``model.pretrained``), loggers, a Trainer without callbacks."""
+    """Data and trained model (``ckpt_path`` or ``model.pretrained``), loggers and a Trainer with ``callbacks``
+    (``conf/callbacks/eval.yaml``: progress only)."""
     cfg, state = _stored_run(cfg, overridden, require=False)
     datamodule = build(cfg.data, "data")
     model = _weighted_model(cfg, state)
     loggers = build_loggers(cfg.get("logger"))
-    trainer = build_trainer(cfg, [], loggers)
+    trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
     return Assembled(cfg, datamodule, model, trainer, loggers)

@@ -28,3 +28,31 @@ def test_training_metrics_are_read_every_n_steps_and_validation_always(monkeypat
     trainer.training = False  # validation: read at once
     assert bar.get_metrics(trainer, None) == {"train/loss": 6.0} and reads == [0, 3, 6, 6]
     assert ThrottledRichProgressBar(metrics_every_n_steps=1).metrics_every_n_steps == 1
+
+
+def test_plain_lines_cover_the_whole_run_and_every_benchmark(tiny_cfg, caplog):
+    """In a log file or a pipe the bar shows nothing: the lines say how far the whole run is, and the test
+    counts the batches of all five benchmarks, not the last one's."""
+    import logging
+
+    from src.train import train
+
+    with caplog.at_level(logging.INFO, logger="src.callbacks.progress"):
+        out = train(tiny_cfg("trainer.max_epochs=2", "callbacks.progress_log.every_seconds=1e-9"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "src.callbacks.progress"]
+    total = out["trainer"].estimated_stepping_batches
+    assert f"train: step 1 of {total} (25%)" in lines[0] and "to go" in lines[0]
+    assert any(line.startswith(f"train: step {total} of {total} (100%)") for line in lines)
+    assert lines[-1].startswith("test: batch 10 of 10 (100%)")  # 5 benchmarks x 2 images
+
+
+def test_the_test_bar_counts_every_benchmark(tiny_cfg):
+    from src.callbacks.progress import ThrottledRichProgressBar
+    from src.train import train
+
+    bar = ThrottledRichProgressBar()
+    cfg = tiny_cfg("+callbacks.bar._target_=src.callbacks.progress.ThrottledRichProgressBar")
+    out = train(cfg)
+    bars = [c for c in out["trainer"].callbacks if isinstance(c, ThrottledRichProgressBar)]
+    assert bars and bars[0]._test_done == sum(out["trainer"].num_test_batches) == 10
+    assert bar.is_enabled
