@@ -105,8 +105,9 @@ def test_config_composes_and_builds(folder: Path, tmp_path: Path) -> None:
 
     cfg = compose("eval", ["data=kair_denoise", f"data.root={folder}", "data.sigmas=[15,50]"], tmp_path)
     dm = build(cfg.data, "data")
-    assert dm.test_benchmarks == ["bsd68_gray_s15", "bsd68_gray_s50"]
-    assert dm.test_sets["bsd68_gray_s15"].channels == 1
+    name = folder.name.lower()  # named after the folder read
+    assert dm.test_benchmarks == [f"{name}_s15", f"{name}_s50"]
+    assert dm.test_sets[f"{name}_s15"].channels == 1
 
 
 def test_first_bsd68_image_matches_the_dncnn_check_script(shared_dir: Path) -> None:
@@ -117,3 +118,15 @@ def test_first_bsd68_image_matches_the_dncnn_check_script(shared_dir: Path) -> N
     ds = noisy_folder_sets(root, [25], "bsd68_gray", channels=1, limit=1)["bsd68_gray_s25"]
     clean = np.asarray(Image.open(ds.paths[0]).convert("L"))
     np.testing.assert_array_equal(ds[0]["lq"][0].numpy(), _kair_reference(clean[..., None], 25)[..., 0])
+
+
+def test_the_benchmark_is_named_after_the_folder_read(tmp_path: Path) -> None:
+    """data=kair_denoise on another folder no longer reports under BSD68's name."""
+    from src.data.datasets.noisy_folder import folder_benchmark_name, noisy_folder_datamodule
+
+    folder = tmp_path / "My Noisy-Photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "a.png")
+    assert folder_benchmark_name(folder) == "my_noisy_photos"
+    assert noisy_folder_datamodule(folder, [25], num_workers=0).test_benchmarks == ["my_noisy_photos_s25"]
+    assert noisy_folder_datamodule(folder, [25], benchmark="mine", num_workers=0).test_benchmarks == ["mine_s25"]

@@ -13,6 +13,7 @@ named ``<name>_s<sigma>`` (``bsd68_gray_s25``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,24 @@ def noisy_folder_sets(
     }
 
 
+def folder_benchmark_name(root: str | Path) -> str:
+    """The benchmark name a folder gives its images: its own name, lower case (``BSD68_gray`` -> ``bsd68_gray``).
+
+    Named after the data actually read, so another folder's results never come out under a published set's name.
+    """
+    name = re.sub(r"[^0-9a-z]+", "_", Path(str(root)).expanduser().resolve().name.lower()).strip("_")
+    return name or "folder"
+
+
 def noisy_folder_datamodule(
-    root: str | Path, sigmas: Sequence[float], benchmark: str, channels: int = 3, seed: int = 0,
+    root: str | Path, sigmas: Sequence[float], benchmark: str | None = None, channels: int = 3, seed: int = 0,
     crop_multiple: int = 1, limit: int | None = None, recursive: bool = False, name: str = "",
     **loader_options: Any,
 ) -> RestorationDataModule:
-    """A test-only DataModule (evaluation, or validation when given to ``trainer.validate``) of a noisy folder."""
+    """A test-only DataModule (evaluation, or validation when given to ``trainer.validate``) of a noisy folder.
+
+    ``benchmark`` (``data.benchmark``) names the results; by default the folder's own name.
+    """
+    benchmark = benchmark or folder_benchmark_name(root)
     sets = noisy_folder_sets(root, sigmas, benchmark, channels, seed, crop_multiple, limit, recursive)
     return RestorationDataModule(val=sets, test=sets, name=name, **loader_options)
