@@ -208,6 +208,10 @@ def benchmark_datamodule(
     val = {b: _subset(ds, val_images) for b, ds in test.items()}
     datamodule = BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
                                      samples_per_epoch=samples_per_epoch, seed=seed, name=name, **loader_options)
+    datamodule.benchmark_notes = {
+        b: f"{r.found} {'pairs' if r.image_set.paired else 'images'}, the published set has {r.image_set.expected}"
+        for r in reports if r.split == "test" and not r.count_ok for b in r.benchmarks
+    }
     if mix == "airnet" and train and datamodule.batch_size % len(train):
         raise ValueError(f"data.mix=airnet needs data.batch_size ({datamodule.batch_size}) to be a multiple of "
                          f"the {len(train)} families {list(train)}")

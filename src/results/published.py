@@ -121,14 +121,18 @@ def comparison_rows(
     results: Mapping[str, Mapping[str, float]],
     protocol: str,
     methods: Iterable[str] | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> list[ComparisonRow]:
     """Rows of ours vs each published method, per benchmark of ``setting`` and for the average.
 
     ``results`` is ``metrics.json``'s ``benchmarks`` (benchmark -> {"psnr", "ssim", ...}) measured under
     ``protocol``. Our average is taken over the setting's benchmarks only, and only when all are present,
     because a published average covers exactly those columns. Methods without per-benchmark numbers get
-    the average row only.
+    the average row only. ``refused`` (benchmark -> why) are benchmarks whose data is not the published set:
+    they, and an average over them, are compared with nothing.
     """
+    refused = dict(refused or {})
+    results = {b: row for b, row in results.items() if b not in refused}
     spec = load_published()[setting]
     chosen = list(spec.methods) if methods is None else list(methods)
     unknown = sorted(set(chosen) - set(spec.methods))
@@ -151,6 +155,8 @@ def comparison_rows(
             note = list(notes)
             if benchmark == AVERAGE and missing:
                 note.append(f"our average needs {', '.join(missing)}")
+            elif benchmark != AVERAGE and benchmark in refused:
+                note.append(f"not the published set: {refused[benchmark]}")
             elif benchmark != AVERAGE and benchmark in missing:
                 note.append("not evaluated")
             if benchmark == AVERAGE and method.note:

@@ -38,8 +38,9 @@ def to_record(
     it the document is exactly what it was before LPIPS existed.
     """
     head = {"metrics": metrics} if lpips is None else {"metrics": metrics, "lpips": lpips}
-    if not extra.get("skipped"):
-        extra.pop("skipped", None)  # only where images were left out: other records stay as they were
+    for optional in ("skipped", "notes"):  # only where there is something to say: other records stay as they were
+        if not extra.get(optional):
+            extra.pop(optional, None)
     return {**head, **extra, "benchmarks": results, "average": average(results)}
 
 

@@ -113,6 +113,8 @@ def render_markdown(
     headers = RESULT_HEADERS + (LPIPS_HEADERS if has_lpips(record["benchmarks"]) else ())
     results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
+    parts += [f"\n*{b}: not the published set ({note}); no published number is compared with it.*"
+              for b, note in record.get("notes", {}).items()]
     if record.get("untrained"):
         parts[1:1] = ["", UNTRAINED_NOTE]
     if comparison:
@@ -163,7 +165,8 @@ def write_reports(
     """
     output_dir = Path(output_dir)
     setting = setting or setting_of(record.get("data"))
-    comparison = comparison_rows(setting, record["benchmarks"], record["metrics"]) if setting else []
+    comparison = (comparison_rows(setting, record["benchmarks"], record["metrics"], refused=record.get("notes", {}))
+                  if setting else [])
     written = {"results_csv": write_csv(result_rows(record), output_dir / "results.csv", result_columns(record))}
     written["results_md"] = write_markdown(record, output_dir / "results.md", comparison, setting, description)
     if comparison:
@@ -186,9 +189,11 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
     for col in LPIPS_HEADERS if lpips else ():
         table.add_column(col, justify="right")
     rows = [*record["benchmarks"].items(), ("average", record["average"])]
+    noted = record.get("notes", {})
     for name, row in rows:
         gain = row["psnr"] - row["input_psnr"]
-        cells = [name, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
+        label = f"{name} *" if name in noted else name
+        cells = [label, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
                  f"{row['ssim']:.4f}", f"{gain:+.2f}"]
         if lpips:
             cells += [f"{row.get(col, float('nan')):.4f}" for col in LPIPS_COLUMNS]
@@ -199,6 +204,8 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
 def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
     console = Console(width=160 if has_lpips(record["benchmarks"]) else 120)
     console.print(render_table(record, title, description))
+    for benchmark, note in record.get("notes", {}).items():
+        console.print(f"{benchmark}: not the published set ({note}); no published number is compared with it")
     for benchmark, images in record.get("skipped", {}).items():
         console.print(f"{benchmark}: {len(images)} image(s) left out of the means: "
                       + "; ".join(f"{name} ({why})" for name, why in images.items()))

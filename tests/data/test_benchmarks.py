@@ -236,3 +236,24 @@ def test_an_empty_file_among_your_own_clean_images_stops_before_training(tmp_pat
     (tmp_path / "photos" / "b.jpg").write_bytes(b"")
     with pytest.raises(DataError, match=r"1 empty image file\(s\) \(0 bytes\) under .*photos: .*b\.jpg"):
         FolderImages(tmp_path / "photos")
+
+
+def test_a_set_smaller_than_the_published_one_is_marked_and_never_compared(tmp_path):
+    """Two pairs in the Rain100L folder are not Rain100L: every table says so in that row, and the published
+    comparison refuses the benchmark and the average over it."""
+    from src.results.published import comparison_rows
+    from src.results.record import to_record
+    from src.results.report import render_markdown
+
+    root = write_layout(tmp_path, "promptir", THREE)
+    dm = _dm(root)
+    assert dm.benchmark_notes["rain100l"] == "2 pairs, the published set has 100"
+    assert set(dm.benchmark_notes) == {"cbsd68_s15", "cbsd68_s25", "cbsd68_s50", "rain100l", "sots_outdoor"}
+    row = {"psnr": 30.0, "ssim": 0.9, "input_psnr": 20.0, "input_ssim": 0.5}
+    record = to_record({b: dict(row) for b in dm.test_benchmarks}, "promptir", notes=dm.benchmark_notes)
+    assert "rain100l: not the published set (2 pairs, the published set has 100)" in render_markdown(record)
+    rows = comparison_rows("3deg", record["benchmarks"], "promptir", refused=record["notes"])
+    rain = next(r for r in rows if r.benchmark == "rain100l" and r.method == "PromptIR")
+    assert rain.diff_psnr is None and "not the published set" in rain.note
+    average = next(r for r in rows if r.benchmark == "average" and r.method == "PromptIR")
+    assert average.diff_psnr is None
