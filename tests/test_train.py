@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from src.eval import evaluate
 from src.results.record import read_json
 from src.train import train
+from tests.conftest import TINY_RUN
 from tests.helpers import configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,3 +229,24 @@ def test_fast_dev_run_runs_one_test_batch_and_writes_no_results(tiny_cfg, tmp_pa
     out = train(tiny_cfg("debug=fdr"))
     assert out["record"] is None and "test/psnr" in out["metrics"]
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_finished_run_resumed_from_its_moved_folder_tests_the_moved_best(tiny_cfg, tmp_path):
+    """The run folder moved after training (off a cluster): resuming from its last.ckpt keeps the best score and
+    tests the best checkpoint where it is now; the record names a file that exists."""
+    import shutil
+
+    from tests.conftest import compose
+
+    first = train(tiny_cfg("trainer.max_epochs=2", "callbacks.best_checkpoint.monitor=epoch",
+                           "callbacks.best_checkpoint.mode=min"))
+    best = Path(first["record"]["checkpoint"])
+    assert best.name == "best_epoch000.ckpt"
+    moved = tmp_path.parent / f"{tmp_path.name}_moved"
+    shutil.move(str(tmp_path / "checkpoints"), str(moved / "checkpoints"))
+    again = compose("train", [*TINY_RUN, "trainer.max_epochs=2", "callbacks.best_checkpoint.monitor=epoch",
+                              "callbacks.best_checkpoint.mode=min",
+                              f"ckpt_path={moved / 'checkpoints' / 'last.ckpt'}"], tmp_path / "resumed")
+    record = train(again)["record"]
+    assert record["checkpoint"] == str(moved / "checkpoints" / "best_epoch000.ckpt")
+    assert Path(record["checkpoint"]).is_file()

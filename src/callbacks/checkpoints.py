@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from src.utils.atomic import write_atomic
@@ -35,6 +36,48 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
         write_atomic(Path(str(path).removeprefix("file://")), lambda file: torch.save(checkpoint, file))
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's top-k checkpoint on a monitored metric, which keeps its record when a run is resumed.
+
+    A resumed run writes into a new run folder, and the folder resumed from may have moved since (off a cluster,
+    to another disk). Lightning then keeps only the old absolute ``best_model_path`` and forgets the best score,
+    so the resumed run tested a file that no longer existed, named another run's folder in its records, and took
+    its first validation for the best whatever its score. Here the score is kept, and every recorded checkpoint
+    is looked up where it is now: at its recorded path, else beside the checkpoint resumed from; one found in
+    neither place is dropped from the record, with a warning.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_model_score = state_dict.get("best_model_score")
+        self.best_model_path = state_dict.get("best_model_path", "")
+        self.best_k_models = dict(state_dict.get("best_k_models") or {})
+        self.kth_best_model_path = state_dict.get("kth_best_model_path", "")
+        self.kth_value = state_dict.get("kth_value", self.kth_value)
+        self.last_model_path = state_dict.get("last_model_path", "")
+
+    @staticmethod
+    def _found(path: str, resumed_from: Path | None) -> str:
+        if not path or Path(path).is_file():
+            return path
+        beside = resumed_from.parent / Path(path).name if resumed_from is not None else None
+        return str(beside) if beside is not None and beside.is_file() else ""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After the callback states are restored, before any step (a finished run resumed takes none)."""
+        super().on_fit_start(trainer, pl_module)
+        resumed_from = Path(trainer.ckpt_path) if trainer.ckpt_path else None
+        recorded = self.best_model_path
+        self.best_k_models = {new: score for old, score in self.best_k_models.items()
+                              if (new := self._found(old, resumed_from))}
+        self.kth_best_model_path = self._found(self.kth_best_model_path, resumed_from)
+        self.best_model_path = self._found(self.best_model_path, resumed_from)
+        if recorded and not self.best_model_path:
+            rank_zero_warn(f"the best checkpoint recorded in {trainer.ckpt_path} ({recorded}) is neither there nor "
+                           "beside the checkpoint resumed from; the best of this run will be tested instead")
+            self.best_model_score = None
+            self.best_k_models = {}
 
 
 class LatestCheckpoint(ModelCheckpoint):
