@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from src.run.assemble import for_evaluation, untrained
 from src.run.from_checkpoint import overridden_groups
 from src.run.test_table import report_test
+from src.utils.conf import CONF_DIR
 from src.utils.errors import exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
@@ -38,7 +39,7 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     # released weights can hold denormal floats (Zero-DCE's do), which slow CPU convolutions ~50x;

@@ -30,6 +30,7 @@ from src.inference.memory_budget import auto_max_pixels
 from src.inference.tiling import infer
 from src.run.assemble import build, load_weights
 from src.run.from_checkpoint import overridden_groups
+from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, WriteError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
@@ -276,7 +277,7 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="restore")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="restore")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     # released weights can hold denormal floats (Zero-DCE's do), which slow CPU convolutions ~50x;

@@ -17,6 +17,7 @@ from torch import nn
 
 from src.run.assemble import build_model
 from src.training.profile import count_flops, count_parameters
+from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
@@ -78,7 +79,7 @@ def render(info: dict[str, Any], name: str) -> Table:
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="summary")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="summary")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig

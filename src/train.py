@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.run.assemble import for_training
 from src.run.test_table import report_test
 from src.training.checkpoint import check_weights_file
+from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, MissingFileError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
@@ -77,7 +78,7 @@ def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")

@@ -98,6 +98,9 @@ def compose(config_name: str, overrides: list[str], output_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from src.utils.run_dir import register_resolvers
+
+    register_resolvers()  # as the entry modules do before Hydra composes
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)

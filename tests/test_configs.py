@@ -117,3 +117,33 @@ def test_debug_runs_are_quick_and_quiet(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         full = hydra_compose("train", overrides=["debug=fdr"], return_hydra_config=True)
     assert full.hydra.job_logging.root.level == "INFO" and full.hydra.job_logging.loggers.src.level == "DEBUG"
+
+
+def test_a_machine_local_config_is_composed_when_present(tmp_path):
+    """conf/local/default.yaml (git-ignored) holds one machine's settings; absent, nothing changes."""
+    import shutil
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "local" / "default.yaml").write_text("# @package _global_\npaths:\n  data_dir: /datasets/here\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for root in ("train", "eval", "restore"):
+            assert hydra_compose(root).paths.data_dir == "/datasets/here"
+        assert hydra_compose("train", overrides=["paths.data_dir=/cli"]).paths.data_dir == "/cli"
+    assert compose("train", [], tmp_path / "run").paths.data_dir != "/datasets/here"
+
+
+def test_a_run_prints_and_saves_its_config_tree(tiny_cfg, tmp_path, capsys):
+    from src.train import train
+
+    train(tiny_cfg("debug=fdr"))
+    saved = (tmp_path / "config_tree.log").read_text()
+    assert saved.index("data") < saved.index("model") < saved.index("metrics")
+    assert "restormer_tiny" in saved or "Restormer" in saved
+    assert "_target_: src.models.backbones.restormer.Restormer" in saved and "\x1b[" not in saved
+    assert "config" in capsys.readouterr().out

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,12 @@ def test_one_number_is_a_square_resolution():
     from src.summary import parse_resolution
 
     assert parse_resolution(48) == (48, 48) and parse_resolution([32, 40]) == (32, 40)
+
+
+def test_the_console_script_runs_like_the_module():
+    script = Path(sys.executable).parent / "aioir-summary"
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (pip install -e . creates it)")
+    proc = subprocess.run([str(script), "model=restormer_tiny"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0.80M" in proc.stdout

@@ -14,9 +14,9 @@ import torch
 import torch._dynamo
 from torch import Tensor, nn
 
-from src.run.stored_config import CONF_DIR
 from src.training import speed
 from src.training.speed import SpeedSettings
+from src.utils.conf import CONF_DIR
 
 
 def available_models() -> list[str]:

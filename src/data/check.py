@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from src.data.datasets.paired import MANY_TO_ONE, list_images, pair_files
 from src.data.io import image_size, read_rgb8
 from src.data.layouts import SPLITS, DataNotFoundError, ImageSet, Layout, benchmarks_of, locate, parse_layouts, sets_of
+from src.utils.conf import CONF_DIR
 
 #: how deep a scan looks: list+pair only; + image sizes from the headers; + decode every file
 LEVELS = ("pairs", "sizes", "decode")
@@ -224,7 +225,6 @@ def format_report(reports: list[SetReport], root: Path, layout: str, setting: st
 
 
 # ----------------------------------------------------------------------------------------------- command line
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _data_config(overrides: list[str]):

@@ -14,8 +14,10 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.errors import InstantiationException
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.run.config_tree import show_config
 from src.run.from_checkpoint import load_run, run_config
 from src.utils.errors import ConfigError, UserError
 
@@ -29,8 +31,10 @@ def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from src.run.stored_config import CONF_DIR
+    from src.utils.conf import CONF_DIR
+    from src.utils.run_dir import register_resolvers
 
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides))
@@ -103,7 +107,6 @@ def check_trainer_devices(cfg: DictConfig) -> None:
     import os
 
     import torch
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from src.training.speed import accelerator_device
 
@@ -181,6 +184,8 @@ class Assembled:
 
 def for_training(cfg: DictConfig) -> Assembled:
     """Data, model (with its run config stored in every checkpoint), callbacks, loggers and Trainer of ``cfg``."""
+    if rank_zero_only.rank == 0:
+        show_config(cfg, cfg.paths.output_dir)
     log.info("building data <%s>", cfg.data.get("_target_"))
     datamodule = build(cfg.data, "data")
     log.info("building model <%s>", cfg.model.get("_target_"))
@@ -236,6 +241,8 @@ def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled
     """Data and trained model (``ckpt_path`` or ``model.pretrained``), loggers and a Trainer with ``callbacks``
     (``conf/callbacks/eval.yaml``: progress only)."""
     cfg, state = _stored_run(cfg, overridden, require=False)
+    if rank_zero_only.rank == 0:
+        show_config(cfg, cfg.paths.output_dir)  # after the checkpoint's groups are merged: what is evaluated
     datamodule = build(cfg.data, "data")
     model = _weighted_model(cfg, state)
     loggers = build_loggers(cfg.get("logger"))

@@ -20,10 +20,9 @@ from typing import Any
 
 import yaml
 
+from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError
 
-#: the config tree the entry points compose (``config_path="../conf"`` of ``src/train.py``)
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 #: value types a stored config may hold
 PLAIN = (str, int, float, bool, type(None))
 

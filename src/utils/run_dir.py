@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 RESOLVER = "unique_dir"
+NAME_RESOLVER = "run_name"
 
 
 def claim_unique_dir(path: str) -> str:
@@ -43,7 +44,16 @@ def claim_unique_dir(path: str) -> str:
     raise AssertionError("unreachable")
 
 
+def run_name(task: str, overrides: str) -> str:
+    """``train model=promptir,data=5deg``: the task and the command-line overrides that define the run (the
+    logger's run name, so runs can be told apart in W&B's list); the task alone without overrides."""
+    return f"{task} {overrides}" if overrides else task
+
+
 def register_resolvers() -> None:
-    """Make ``${unique_dir:...}`` known to OmegaConf; call before Hydra composes (the entry modules do)."""
+    """Make ``${unique_dir:...}`` and ``${run_name:...}`` known to OmegaConf; call before Hydra composes (the
+    entry modules do)."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, claim_unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver(NAME_RESOLVER):
+        OmegaConf.register_new_resolver(NAME_RESOLVER, run_name)

@@ -38,3 +38,13 @@ def test_a_folder_that_cannot_be_created_ends_with_one_line(tmp_path, capsys):
         claim_unique_dir(str(tmp_path / "file" / "runs" / "t"))
     assert done.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: cannot create the run folder {tmp_path / 'file' / 'runs' / 't'}")
+
+
+def test_the_run_name_carries_the_overrides_that_define_the_run(tmp_path):
+    from src.utils.run_dir import run_name
+    from tests.conftest import compose
+
+    assert run_name("train", "") == "train"
+    cfg = compose("train", ["logger=wandb", "model=restormer_tiny", "model.optimizer.lr=0.002",
+                            f"ckpt_path={tmp_path / 'x.ckpt'}"], tmp_path)
+    assert cfg.logger.wandb.name == "train logger=wandb,model.optimizer.lr=0.002,model=restormer_tiny"
