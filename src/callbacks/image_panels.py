@@ -1,8 +1,9 @@
 """See what the numbers mean: degraded | restored | target panels of a few fixed images per benchmark.
 
 At the end of each validation (every ``every_n_epochs``), the first ``num_images`` images of every validation
-benchmark are shown side by side, so the same images can be compared across epochs and runs. They go to
-Weights & Biases (``WandbLogger.log_image``) when it is a logger, otherwise to PNG files in the run folder.
+benchmark are shown side by side, so the same images can be compared across epochs and runs. Each panel is
+labelled (the benchmark and image above, "degraded" and "restored" with their PSNR under the run's metric
+protocol, "target") and written as a PNG in the run folder whatever the logger; a W&B logger also gets them.
 Only global rank zero draws them; the extra forward passes touch a handful of images.
 """
 
@@ -35,13 +36,36 @@ def _fit(image: Tensor, max_side: int | None) -> Tensor:
     return F.interpolate(image[None], size=size, mode="area")[0]
 
 
-def make_panel(lq: Tensor, pred: Tensor, gt: Tensor, gap: int = 4, max_side: int | None = None) -> np.ndarray:
-    """Three C x H x W images in [0, 1] side by side, white gaps between them: H x (3W + 2 gap) x 3 uint8."""
+#: height of each text band (Pillow's default bitmap font is about 11 pixels high)
+LABEL_HEIGHT = 14
+
+
+def make_panel(lq: Tensor, pred: Tensor, gt: Tensor, gap: int = 4, max_side: int | None = None,
+               title: str | None = None, labels: tuple[str, str, str] | None = None) -> np.ndarray:
+    """Three C x H x W images in [0, 1] side by side, white gaps between them: H x (3W + 2 gap) x 3 uint8.
+
+    ``title`` adds a text band above, ``labels`` one under each image (Pillow's default font, no file needed).
+    """
     parts = [_fit(t.detach().float().cpu().clamp(0.0, 1.0), max_side) for t in (lq, pred, gt)]
     parts = [p.expand(3, -1, -1) if p.shape[0] == 1 else p for p in parts]
     spacer = torch.ones(3, parts[0].shape[1], gap)
     row = torch.cat([parts[0], spacer, parts[1], spacer, parts[2]], dim=2)
-    return (row.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    panel = (row.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    if title is None and labels is None:
+        return panel
+    from PIL import Image, ImageDraw
+
+    height, width = panel.shape[:2]
+    top = LABEL_HEIGHT if title is not None else 0
+    bottom = LABEL_HEIGHT if labels is not None else 0
+    canvas = Image.new("RGB", (width, height + top + bottom), "white")
+    canvas.paste(Image.fromarray(panel), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    if title is not None:
+        draw.text((2, 1), title, fill="black")
+    for i, label in enumerate(labels or ()):
+        draw.text((i * (parts[0].shape[2] + gap) + 2, top + height + 1), label, fill="black")
+    return np.asarray(canvas)
 
 
 def _safe(name: str) -> str:
@@ -52,7 +76,7 @@ class ImagePanels(Callback):
     """Log degraded | restored | target panels for the first ``num_images`` images of each validation benchmark.
 
     Args:
-        dirpath: folder of the PNG files when no W&B logger is used (default: ``<default_root_dir>/panels``).
+        dirpath: folder of the PNG files (default: ``<default_root_dir>/panels``).
         num_images: images per benchmark (the first ones of its loader, so the same ones every epoch).
         every_n_epochs: draw at every n-th validation.
         max_side: each image's longer side is shrunk to this (``None``: full size).
@@ -101,23 +125,28 @@ class ImagePanels(Callback):
         lq, gt = batch["lq"][:need], batch["gt"][:need]
         pred = pl_module(lq).float().clamp(0.0, 1.0)
         names = batch.get("name") or [f"{batch_idx:05d}_{i}" for i in range(len(lq))]
+        protocol = getattr(pl_module, "protocol", None)
+        scores = [protocol.per_image(x.float(), gt.float())["psnr"] if protocol is not None else None
+                  for x in (lq, pred)]
         for i in range(len(lq)):
-            panels.append((str(names[i]), make_panel(lq[i], pred[i], gt[i], max_side=self.max_side)))
+            psnr = ["" if s is None else f"  {s[i].item():.2f} dB" for s in scores]
+            labels = (f"degraded{psnr[0]}", f"restored{psnr[1]}", "target")
+            panel = make_panel(lq[i], pred[i], gt[i], max_side=self.max_side, title=f"{benchmark} / {names[i]}",
+                               labels=labels)
+            panels.append((str(names[i]), panel))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._active or not self._panels:
             return
         wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         for benchmark, panels in self._panels.items():
-            if wandb_loggers:
-                for logger in wandb_loggers:
-                    logger.log_image(
-                        key=f"{self.key}/{benchmark}", images=[p for _, p in panels],
-                        caption=[f"{name}: degraded | restored | target" for name, _ in panels],
-                        step=trainer.global_step,
-                    )
-            else:
-                self._write(trainer, benchmark, panels)
+            self._write(trainer, benchmark, panels)
+            for logger in wandb_loggers:
+                logger.log_image(
+                    key=f"{self.key}/{benchmark}", images=[p for _, p in panels],
+                    caption=[f"{name}: degraded | restored | target" for name, _ in panels],
+                    step=trainer.global_step,
+                )
         self._panels = {}
 
     def _write(self, trainer: L.Trainer, benchmark: str, panels: list[tuple[str, np.ndarray]]) -> None:

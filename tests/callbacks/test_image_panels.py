@@ -1,4 +1,4 @@
-"""Image panels: PNG files in the run folder without W&B, ``log_image`` calls with it."""
+"""Image panels: labelled PNG files in the run folder whatever the logger, and ``log_image`` calls with W&B."""
 
 from __future__ import annotations
 
@@ -42,7 +42,16 @@ class _FakeWandb:
         self.calls.append(kwargs)
 
 
-def test_panels_go_to_wandb_when_it_is_a_logger(tmp_path, monkeypatch):
+def test_labels_add_a_title_band_above_and_a_label_band_below():
+    lq, pred, gt = torch.zeros(3, 20, 30), torch.full((3, 20, 30), 0.5), torch.ones(3, 20, 30)
+    plain = make_panel(lq, pred, gt, gap=2)
+    labelled = make_panel(lq, pred, gt, gap=2, title="rain100l / 1", labels=("degraded", "restored 30.00 dB", "target"))
+    assert labelled.shape == (20 + 2 * 14, plain.shape[1], 3)
+    np.testing.assert_array_equal(labelled[14:34], plain)  # the images themselves are untouched
+    assert (labelled[:14] < 128).any() and (labelled[34:] < 128).any()  # text was drawn in both bands
+
+
+def test_panels_go_to_wandb_and_to_png(tmp_path, monkeypatch):
     monkeypatch.setattr("src.callbacks.image_panels.WandbLogger", _FakeWandb)
     logger = _FakeWandb()
     trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, current_epoch=0, global_step=7,
@@ -55,4 +64,4 @@ def test_panels_go_to_wandb_when_it_is_a_logger(tmp_path, monkeypatch):
     callback.on_validation_epoch_end(trainer, None)
     (call,) = logger.calls
     assert call["key"] == "val/panels/rain100l" and call["step"] == 7 and len(call["images"]) == 2
-    assert not (tmp_path / "panels").exists()
+    assert len(list((tmp_path / "panels" / "rain100l").glob("*.png"))) == 2
