@@ -3,7 +3,9 @@
 * training: ours at least 1.5x the baseline on a GPU (bf16 + compile), not slower on CPU (within the noise
   tolerance below, since there ``speed.resolve`` may pick the baseline's own settings);
 * loader: one worker makes at least 4x the patches per second that training consumes (one worker per GPU);
-* tiled inference: the large image's peak memory stays within the bound its tile size sets.
+* tiled inference: the large image's peak memory stays within the bound its tile size sets;
+* fidelity: every setting's output and first training loss within the tolerance of its arithmetic
+  (``src.bench.fidelity``).
 """
 
 from __future__ import annotations
@@ -84,6 +86,24 @@ def tiled_goal(model: str, tiled: dict[str, Any]) -> Goal:
                 f"{peak:.0f} MiB", tiled["within_bound"], why)
 
 
+def fidelity_goal(model: str, name: str, inference: dict[str, Any] | None, training: dict[str, Any] | None) -> Goal:
+    """One setting's outputs beside the baseline's: inference agreement and PSNR shift, first-loss change."""
+    parts, targets, met = [], [], True
+    kind = (inference or training or {}).get("arithmetic", "fp32")
+    if inference is not None:
+        tol = inference["tolerance"]
+        parts.append(f"agreement {inference['agreement_db']:.1f} dB, PSNR shift {inference['psnr_shift_db']:.4f} dB")
+        targets.append(f">= {tol['min_agreement_db']:g} dB agreement, <= {tol['max_psnr_shift_db']:g} dB shift")
+        met = met and inference["within"]
+    if training is not None:
+        parts.append(f"first loss {training['relative_change']:.1e} relative")
+        targets.append(f"first loss <= {training['tolerance']:.0e} relative")
+        met = met and training["within"]
+    why = (f"{kind} arithmetic; inference on a noisy 256x256 photograph (sigma 25/255) against the baseline's "
+           "output, training loss of the first step from the same weights and batch")
+    return Goal(f"fidelity {name}", model, "; ".join(targets), "; ".join(parts), met, why)
+
+
 def evaluate(models: dict[str, Any], loader: dict[str, Any], device: str) -> list[Goal]:
     """Every goal that the run has figures for."""
     goals: list[Goal] = []
@@ -94,4 +114,9 @@ def evaluate(models: dict[str, Any], loader: dict[str, Any], device: str) -> lis
         goals += [loader_goal(model, training, loader[f], slowest) for f in loader]
         if figures.get("tiled"):
             goals.append(tiled_goal(model, figures["tiled"]))
+        fidelity = figures.get("fidelity") or {}
+        inference, trained = fidelity.get("inference", {}), fidelity.get("training", {})
+        for name in [n for n in training if n != BASELINE]:
+            if name in inference or name in trained:
+                goals.append(fidelity_goal(model, name, inference.get(name), trained.get(name)))
     return goals

@@ -89,6 +89,31 @@ def tiled_table(models: dict[str, Any]) -> list[str]:
     return ["## Tiled inference memory (CPU)", "", *_table(header, rows)]
 
 
+def _db(value: float) -> str:
+    return "identical" if value == float("inf") else f"{value:.1f}"
+
+
+def fidelity_table(models: dict[str, Any]) -> list[str]:
+    rows = []
+    for model, figures in models.items():
+        fidelity = figures.get("fidelity") or {}
+        inference, training = fidelity.get("inference", {}), fidelity.get("training", {})
+        for name in [n for n in figures["training"] if n != BASELINE]:
+            inf, tr = inference.get(name), training.get(name)
+            if inf is None and tr is None:
+                continue
+            within = (inf is None or inf["within"]) and (tr is None or tr["within"])
+            rows.append([model, name, (inf or tr)["arithmetic"],
+                         _db(inf["agreement_db"]) if inf else "-", f"{inf['max_abs_diff']:.1e}" if inf else "-",
+                         f"{inf['psnr_shift_db']:.4f}" if inf else "-",
+                         f"{tr['relative_change']:.1e}" if tr else "-", "yes" if within else "**no**"])
+    if not rows:
+        return []
+    header = ["model", "setting", "arithmetic", "output agreement dB", "max abs diff", "PSNR shift dB",
+              "first-loss change", "within tolerance"]
+    return ["## Fidelity (beside the baseline's output and first training loss)", "", *_table(header, rows)]
+
+
 def goals_table(goals: list[dict[str, Any]]) -> list[str]:
     rows = [[g["goal"], g["model"], g["target"], g["measured"], "met" if g["met"] else "**not met**", g["why"]]
             for g in goals]
@@ -102,5 +127,5 @@ def markdown(result: dict[str, Any]) -> str:
     lines += training_table(models) + latency_table(models)
     if result["loader"]:
         lines += loader_table(result["loader"])
-    lines += tiled_table(models) + goals_table(result["goals"])
+    lines += tiled_table(models) + fidelity_table(models) + goals_table(result["goals"])
     return "\n".join(lines)

@@ -7,12 +7,13 @@ import datetime as dt
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from src.bench import ddp, goals, machine, report
+from src.bench import ddp, fidelity, goals, machine, report
 from src.bench.config import BenchConfig
 from src.bench.isolate import measure
 from src.bench.latency import size_key
@@ -27,6 +28,8 @@ from src.utils.memory import cpu_peak_resettable
 
 log = logging.getLogger(__name__)
 JSON_NAME, MARKDOWN_NAME = "bench.json", "bench.md"
+#: the figures so far, rewritten after each phase and removed once bench.json is written
+PARTIAL_NAME = "bench.partial.json"
 
 
 def speedups(models: dict[str, Any]) -> None:
@@ -50,7 +53,7 @@ def for_inference(settings: list[NamedSetting], cfg: BenchConfig) -> list[NamedS
         speed_settings = dataclasses.replace(s.speed, fused_adamw=False)
         if s.speed.compile and not cfg.compile_inference:
             speed_settings = dataclasses.replace(speed_settings, compile=False, compile_mode=None)
-        if s.name.startswith("+") and speed_settings == SpeedSettings.baseline():
+        if s.name not in (BASELINE, OURS) and speed_settings == SpeedSettings.baseline():
             continue
         result.append(NamedSetting(s.name, speed_settings, None))
     return result
@@ -72,14 +75,21 @@ def side_by_side(kind: str, model: str, settings: list[NamedSetting], cfg: Bench
     return merged
 
 
-def measure_model(model: str, settings: list[NamedSetting], cfg: BenchConfig, isolate: bool) -> dict[str, Any]:
-    """Training and latency for each setting, then the tiled large image (ours, on CPU) where asked for."""
+def measure_model(model: str, settings: list[NamedSetting], cfg: BenchConfig, isolate: bool,
+                  on_phase: Callable[[dict[str, Any]], None] = lambda figures: None) -> dict[str, Any]:
+    """Training and latency for each setting, then the tiled large image (ours, on CPU) where asked for;
+    ``on_phase`` sees the figures so far after each phase (a run cut short keeps what it measured)."""
     log.info("%s: training, %s", model, ", ".join(f"{s.name} ({s.describe()})" for s in settings))
     figures: dict[str, Any] = {"training": side_by_side("training", model, settings, cfg, isolate)}
     figures["parameters"] = figures["training"][BASELINE]["parameters"]
+    on_phase(figures)
     inference = for_inference(settings, cfg)
     log.info("%s: latency at %s", model, ", ".join(size_key(s) for s in cfg.latency_sizes))
     figures["latency"] = side_by_side("latency", model, inference, cfg, isolate) if cfg.latency_sizes else {}
+    on_phase(figures)
+    log.info("%s: fidelity (outputs and first training loss beside the baseline's)", model)
+    figures["fidelity"] = {"inference": fidelity.measure_inference(model, inference, cfg),
+                           "training": fidelity.first_loss_changes(figures["training"])}
     if cfg.tiled_for(model):
         ours = NamedSetting(OURS, speed.resolve("cpu", **cfg.ours))
         (cpu_setting,) = for_inference([ours], cfg)
@@ -110,8 +120,15 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
         "settings": {s.name: {**s.as_dict(), "describe": s.describe()} for s in settings},
         "load_average": {"before": machine.load_average()},
     }
+    out = Path(cfg.out)
+    models: dict[str, Any] = {}
+
+    def keep_partial(figures: dict[str, Any]) -> None:
+        report.write_json(out / PARTIAL_NAME, {**result, "models": {**models, model: figures}})
+
     try:
-        models = {model: measure_model(model, settings, cfg, isolate) for model in cfg.models}
+        for model in cfg.models:
+            models[model] = measure_model(model, settings, cfg, isolate, keep_partial)
     finally:
         ddp.shutdown()
     loader: dict[str, Any] = {}
@@ -123,7 +140,7 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
     result.update(models=models, loader=loader)
     result["goals"] = [g.as_dict() for g in goals.evaluate(models, loader, cfg.device)]
     result["load_average"]["after"] = machine.load_average()
-    out = Path(cfg.out)
     report.write_json(out / JSON_NAME, result)
     write_text_atomic(out / MARKDOWN_NAME, report.markdown(result))
+    (out / PARTIAL_NAME).unlink(missing_ok=True)
     return result

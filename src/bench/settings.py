@@ -10,7 +10,10 @@ from src.training import speed
 from src.training.speed import SpeedSettings
 
 BASELINE, OURS = "baseline", "ours"
-#: each switch alone on top of the baseline (``--ablation``), so every default of ``speed.resolve`` has a number
+#: the ablation of the baseline's DDP unused-parameter search (the suite's DDP runs without it)
+NO_UNUSED_SEARCH = "+ddp_no_unused_search"
+#: each switch alone on top of the baseline (``--ablation``), so every default of ``speed.resolve`` has a number;
+#: where the baseline runs in DDP with unused-parameter search, one more: the same DDP without the search
 ABLATIONS: dict[str, dict[str, Any]] = {
     "compile": {"compile": True},
     "channels_last": {"channels_last": True},
@@ -93,5 +96,8 @@ def named_settings(
         NamedSetting(OURS, speed.resolve(device, **ours)),
     ]
     if ablation:
-        settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c)) for name, c in ABLATIONS.items()]
+        ddp = settings[0].ddp_find_unused
+        settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c), ddp) for name, c in ABLATIONS.items()]
+        if ddp:
+            settings.append(NamedSetting(NO_UNUSED_SEARCH, base, False))
     return settings

@@ -51,6 +51,7 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
     lq = speed.prepare_input(torch.rand(shape, generator=generator).to(device), settings)
     gt = speed.prepare_input(torch.rand(shape, generator=generator).to(device), settings)
     build_s = time.perf_counter() - start
+    first_loss: list[torch.Tensor] = []
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -58,6 +59,8 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
             loss = runner(lq, gt)
         loss.backward()
         optimizer.step()
+        if not first_loss:  # same weights and batch in every setting: the fidelity check compares it
+            first_loss.append(loss.detach())
 
     warmup = max(cfg.warmup, MIN_WARMUP) + (cfg.compile_warmup if settings.compile else 0)
     warmup_times = time_calls(step, warmup, device)
@@ -73,6 +76,7 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
         "warmup_steps": warmup,
         "warmup_times_s": warmup_times,
         "warmup_s": sum(warmup_times),
+        "first_loss": float(first_loss[0]),
         "memory": standalone(memory.read(), base_mib),
     }
     return Prepared(step, record)

@@ -142,6 +142,9 @@ class RestorationModule(L.LightningModule):
             prepare_network(self.head, replace(settings, compile=False))
         self.speed = settings
         log.info("speed settings on %s: %s", torch.device(device), settings.as_dict())
+        if settings.compile:
+            log.info("the network is compiled for training only: validation, test and restore run it eagerly "
+                     "(images of many sizes would compile one graph each)")
         return settings
 
     # ------------------------------------------------------------------ forward and training

@@ -55,6 +55,10 @@ def test_json_has_every_field(bench: tuple[dict[str, Any], Path]) -> None:
     assert tiled["tiles"] == 2 * 3 and tiled["size"] == [72, 100]
     assert tiled["bound"]["bound_mib"] >= tiled["bound"]["tile_peak_mib"]
     assert tiled["within_bound"] == (tiled["peak_mib"] <= tiled["bound"]["bound_mib"])
+    fidelity = figures["fidelity"]
+    assert set(fidelity["inference"]) == {"baseline", "ours"} and set(fidelity["training"]) == {"ours"}
+    assert fidelity["training"]["ours"]["first_loss"] == figures["training"]["baseline"]["first_loss"]
+    assert any(g["goal"] == "fidelity ours" for g in result["goals"])
     assert set(result["loader"]) == {"noise", "haze"}
     for record in result["loader"].values():
         assert record["batches"] == 2 and record["workers"] == 1 and record["patches_per_s_per_worker"] > 0

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.bench import goals, network
+from src.bench import fidelity, goals, network
 from src.bench.cli import parse_size
 from src.bench.config import BenchConfig
 from src.bench.isolate import measure
-from src.bench.settings import ABLATIONS, BASELINE, OURS, named_settings, parse_ours
+from src.bench.settings import ABLATIONS, BASELINE, NO_UNUSED_SEARCH, OURS, NamedSetting, named_settings, parse_ours
 from src.bench.tiled import buffer_bytes, memory_bound
 from src.bench.timing import interleave, quantile, summarise
 from src.training import speed
@@ -29,6 +29,15 @@ def test_named_settings_are_the_baseline_ours_and_one_switch_each() -> None:
         assert len(changed) == 1, name
     assert named_settings("cuda", {}, ddp_choice="auto")[0].ddp_find_unused is True
     assert named_settings("cpu", {"compile": True})[1].speed.compile is True
+
+
+def test_ablation_on_a_ddp_baseline_changes_one_thing_at_a_time() -> None:
+    settings = {s.name: s for s in named_settings("cuda", {}, ablation=True, ddp_choice="on")}
+    for name in ABLATIONS:  # each switch keeps the baseline's DDP with unused-parameter search
+        assert settings[f"+{name}"].ddp_find_unused is True, name
+    search = settings[NO_UNUSED_SEARCH]
+    assert search.speed == SpeedSettings.baseline() and search.ddp_find_unused is False
+    assert settings[OURS].ddp_find_unused is None  # one GPU: the suite runs no DDP at all
 
 
 def test_parse_ours_and_sizes() -> None:
@@ -104,8 +113,37 @@ def test_inference_runs_settings_as_the_suite_does() -> None:
 
     settings = named_settings("cuda", {}, ablation=True, ddp_choice="on")
     eager = {s.name: s for s in for_inference(settings, BenchConfig())}
-    assert set(eager) == {BASELINE, OURS, "+channels_last", "+bf16"}  # compile and fused AdamW do nothing there
+    # compile, fused AdamW and the DDP search do nothing there
+    assert set(eager) == {BASELINE, OURS, "+channels_last", "+bf16"}
     assert all(s.ddp_find_unused is None and not s.speed.fused_adamw for s in eager.values())
     assert not eager[OURS].speed.compile and eager[OURS].speed.channels_last
     compiled = {s.name: s for s in for_inference(settings, BenchConfig(compile_inference=True))}
     assert compiled[OURS].speed.compile and "+compile" in compiled
+
+
+def test_fidelity_tells_bf16_rounding_from_identical_arithmetic() -> None:
+    cfg = BenchConfig(models=("restormer_tiny",), overrides=("model.backbone.dim=8",))
+    bf16 = SpeedSettings(precision=speed.BF16_MIXED)
+    settings = [NamedSetting(BASELINE, SpeedSettings.baseline()), NamedSetting("same", SpeedSettings.baseline()),
+                NamedSetting("+bf16", bf16)]
+    records = fidelity.measure_inference("restormer_tiny", settings, cfg)
+    assert records["same"]["agreement_db"] == float("inf") and records["same"]["within"]
+    rounded = records["+bf16"]
+    assert rounded["arithmetic"] == "bf16" and 0 < rounded["max_abs_diff"] < 0.1
+    assert 20 < rounded["agreement_db"] < float("inf")
+    assert rounded["within"] == (rounded["agreement_db"] >= fidelity.MIN_AGREEMENT_DB["bf16"]
+                                 and rounded["psnr_shift_db"] <= fidelity.MAX_PSNR_SHIFT_DB["bf16"])
+    clean, noisy = fidelity.photograph(0)
+    assert clean.shape == (1, 3, 256, 256) and 0.08 < float((noisy - clean).std()) < 0.12
+
+
+def test_first_loss_change_is_judged_by_its_arithmetic() -> None:
+    def run(loss: float, precision: str = speed.FP32) -> dict:
+        return {"first_loss": loss, "setting": {"speed": {**SpeedSettings.baseline().as_dict(),
+                                                          "precision": precision}}}
+
+    changes = fidelity.first_loss_changes({BASELINE: run(1.0), "+compile": run(1.0 + 1e-3),
+                                           "+bf16": run(1.0 + 1e-3, speed.BF16_MIXED)})
+    assert not changes["+compile"]["within"] and changes["+bf16"]["within"]
+    goal = goals.fidelity_goal("m", "+compile", None, changes["+compile"])
+    assert not goal.met and "1.0e-03 relative" in goal.measured
