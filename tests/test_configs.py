@@ -24,14 +24,15 @@ from tests.conftest import CONF_DIR, compose
 from tests.helpers import configs
 
 #: data settings that read published datasets from data.root (absent here)
-REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder", "kair_denoise"}
+REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder", "kair_denoise",
+             "paired"}
 
 
 @pytest.mark.parametrize("name", configs("data"))
 def test_every_data_setting_builds_or_explains_missing_data(name, tmp_path):
     cfg = compose("train", [f"data={name}", f"paths.data_dir={tmp_path / 'none'}", "data.num_workers=0"], tmp_path)
     if name in REAL_DATA:
-        with pytest.raises((DataNotFoundError, FileNotFoundError, ValueError)) as err:
+        with pytest.raises((DataNotFoundError, FileNotFoundError, ValueError, ConfigError)) as err:
             build(cfg.data, "data")
         assert str(tmp_path / "none") in str(err.value) or "data" in str(err.value)
     else:

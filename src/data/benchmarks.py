@@ -143,7 +143,7 @@ def _test_sets(
     return sets
 
 
-def _subset(ds: Dataset, count: int | None) -> Dataset:
+def evenly_spaced(ds: Dataset, count: int | None) -> Dataset:
     """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
     n = len(ds)
     if count is None or count >= n:
@@ -205,7 +205,7 @@ def benchmark_datamodule(
                         train_sigmas, patch_size, train_crop_multiple, seed)
     test = _test_sets([r for r in reports if r.split == "test"], noise_protocol, noise_order, noise_seed, crop_multiple)
     mix_weights = _mix_weights(mix, {f: len(d) for f, d in train.items()}, weights, temperature)
-    val = {b: _subset(ds, val_images) for b, ds in test.items()}
+    val = {b: evenly_spaced(ds, val_images) for b, ds in test.items()}
     datamodule = BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
                                      samples_per_epoch=samples_per_epoch, seed=seed, name=name, **loader_options)
     datamodule.benchmark_notes = {

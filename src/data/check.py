@@ -173,22 +173,31 @@ def scan(
     reports = []
     for split, family, image_set in sets_of(layout, families, tuple(splits)):
         train = split == "train"
-        depth = level if train else test_level
         names = [family] if train else benchmarks_of(image_set, tuple(test_sigmas))
-        report = SetReport(split, family, image_set, names)
-        degraded, clean = _list(root, report)
-        _check_empty(root, report, degraded + clean)
-        if image_set.paired:
-            _pair(root, report, degraded, clean)
-        else:
-            report.clean = clean
-        if depth in ("sizes", "decode"):
-            _check_sizes(root, report, patch_size if train else 1, train_crop_multiple if train else crop_multiple,
-                         workers)
-        if depth == "decode":
-            _check_decode(root, report, workers)
-        reports.append(report)
+        reports.append(scan_set(root, SetReport(split, family, image_set, names), level if train else test_level,
+                                patch_size if train else 1, train_crop_multiple if train else crop_multiple, workers))
     return reports
+
+
+def scan_set(root: Path, report: SetReport, level: str, min_side: int = 1, multiple: int = 16,
+             workers: int = 4) -> SetReport:
+    """List, pair (paired sets) and, by ``level``, size-check and decode one set; fills ``report`` and returns it.
+
+    ``min_side`` is the least side after the centre crop to ``multiple`` (a training patch; 1 for test sets).
+    """
+    if level not in LEVELS:
+        raise ValueError(f"unknown check level {level!r}; expected one of {LEVELS}")
+    degraded, clean = _list(root, report)
+    _check_empty(root, report, degraded + clean)
+    if report.image_set.paired:
+        _pair(root, report, degraded, clean)
+    else:
+        report.clean = clean
+    if level in ("sizes", "decode"):
+        _check_sizes(root, report, min_side, multiple, workers)
+    if level == "decode":
+        _check_decode(root, report, workers)
+    return report
 
 
 def failed(reports: list[SetReport], counts: bool = True) -> bool:
@@ -196,11 +205,12 @@ def failed(reports: list[SetReport], counts: bool = True) -> bool:
     return any(r.errors or (counts and not r.count_ok) for r in reports)
 
 
-def format_report(reports: list[SetReport], root: Path, layout: str, setting: str, level: str,
+def format_report(reports: list[SetReport], root: Path | None, layout: str, setting: str, level: str,
                   test_level: str | None = None) -> str:
-    """The table (one row per set) and the problems, for people."""
+    """The table (one row per set) and the problems, for people (``root`` ``None``: sets given by their folders)."""
     levels = repr(level) if test_level in (None, level) else f"{level!r}, test sets {test_level!r}"
-    lines = [f"data={setting}: data.root={root} (layout {layout!r}, check level {levels})"]
+    where = f"data.root={root} (layout {layout!r}, " if root is not None else "folders given by the config ("
+    lines = [f"data={setting}: {where}check level {levels})"]
     rows = [("split", "set", "family", "benchmarks", "found", "expected", "status")]
     for r in reports:
         expected = "?" if r.image_set.expected is None else str(r.image_set.expected)

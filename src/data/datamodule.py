@@ -153,6 +153,11 @@ class RestorationDataModule(L.LightningDataModule):
             raise ValueError("data.val is empty: give at least one validation benchmark")
 
     def train_dataloader(self) -> DataLoader:
+        if not self.train_sets:
+            raise ConfigError(
+                f"data={self.name or '?'} has no training sets: it can be evaluated (src.eval) but not trained on; "
+                "data=paired trains with data.train='[{input: ..., target: ..., family: ...}]'"
+            )
         log.info(self.describe_mix())
         return ResumableLoader(
             _KeyedConcat(list(self.train_sets.values())),
