@@ -99,6 +99,22 @@ def test_loggers(tiny_cfg, tmp_path, logger):
         assert any(p.name.startswith("offline-run-") for p in (tmp_path / "wandb").iterdir())
 
 
+def test_a_resumed_run_continues_the_same_wandb_run(tiny_cfg, tmp_path):
+    from src.run.from_checkpoint import stored_logger_ids
+    from tests.conftest import TINY_RUN, compose
+
+    train(tiny_cfg("logger=wandb", "test=false"))
+    (first,) = [p.name for p in (tmp_path / "wandb").iterdir() if p.name.startswith("offline-run-")]
+    (last,) = tmp_path.rglob("last.ckpt")
+    run_id = stored_logger_ids(last)["wandb"]
+    assert first.endswith(run_id)
+    moved = tmp_path / "resumed"
+    train(compose("train", [*TINY_RUN, "logger=wandb", "test=false", "trainer.max_epochs=2", f"ckpt_path={last}"],
+                  moved))
+    # the resumed run's logger wrote to the same run id, and its own checkpoints carry it on
+    assert stored_logger_ids(moved / "checkpoints" / "last.ckpt") == {"wandb": run_id}
+
+
 def test_bf16_mixed_on_cpu(tiny_cfg):
     out = train(tiny_cfg("trainer.precision=bf16-mixed", "test=false"))
     assert math.isfinite(out["metrics"]["train/loss"])

@@ -11,48 +11,17 @@ field) on a large server.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from src.utils.memory import PeakMemory
+from src.utils.memory import PeakMemory, available_bytes
 
 log = logging.getLogger(__name__)
 
 #: probe sides (pixels) whose peak memories give the per-pixel slope
 PROBE_SIDES = (64, 128)
-MEMINFO = Path("/proc/meminfo")
-CGROUP = Path("/sys/fs/cgroup")
-
-
-def _cgroup_headroom() -> int | None:
-    """Bytes this process's cgroup (v2) may still use, where it sets a limit."""
-    try:
-        limit = (CGROUP / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return int(limit) - int((CGROUP / "memory.current").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def available_bytes(device: torch.device) -> int | None:
-    """Memory available to a new allocation on ``device`` now, or ``None`` where it cannot be read."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        match = re.search(r"^MemAvailable:\s+(\d+) kB", MEMINFO.read_text(), re.MULTILINE)
-    except OSError:
-        match = None
-    found = [int(match.group(1)) * 1024] if match else []
-    headroom = _cgroup_headroom()
-    if headroom is not None:
-        found.append(headroom)
-    return min(found) if found else None
 
 
 def bytes_per_pixel(run: Callable[[Tensor], Tensor], device: torch.device, multiple: int = 1) -> float | None:

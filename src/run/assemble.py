@@ -18,7 +18,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.run.config_tree import show_config
-from src.run.from_checkpoint import load_run, run_config
+from src.run.from_checkpoint import continue_logger_runs, load_run, run_config
 from src.utils.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,9 @@ def for_training(cfg: DictConfig) -> Assembled:
     log.info("building model <%s>", cfg.model.get("_target_"))
     model = build_model(cfg)
     model.run_config = run_config(cfg)
+    continue_logger_runs(cfg)
+    if cfg.get("ckpt_path") and cfg.get("logger", {}).get("wandb", {}).get("id"):
+        log.info("resuming: logging to W&B run %s", cfg.logger.wandb.id)
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
     return Assembled(cfg, datamodule, model, trainer, loggers)

@@ -78,3 +78,32 @@ def overridden_groups() -> set[str]:
         key = item.split("=", 1)[0].lstrip("+~")
         names.add(key.split(".", 1)[0].split("/", 1)[0])
     return names
+
+
+def stored_logger_ids(path: str | Path) -> dict[str, str]:
+    """The logger run ids a checkpoint of ``src.train`` keeps (``{"wandb": id}``); ``{}`` where it keeps none.
+
+    Read memory-mapped and weights-only: a resume reads only this small entry before Lightning loads the file.
+    """
+    import torch
+
+    from src.training.restoration_module import LOGGER_IDS_KEY
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the resume's own check
+        return {}
+    ids = checkpoint.get(LOGGER_IDS_KEY) if isinstance(checkpoint, Mapping) else None
+    return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, Mapping) else {}
+
+
+def continue_logger_runs(cfg: DictConfig) -> None:
+    """A resumed run (``ckpt_path``) writes to the same W&B run as the one it resumes, unless an id is set."""
+    wandb = (cfg.get("logger") or {}).get("wandb")
+    if not cfg.get("ckpt_path") or wandb is None or wandb.get("id"):
+        return
+    run_id = stored_logger_ids(cfg.ckpt_path).get("wandb")
+    if run_id:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"

@@ -11,7 +11,7 @@ import functools
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +26,19 @@ from src.training.speed import FP32, SpeedSettings, check_options, eager, prepar
 from src.utils.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
+#: where a checkpoint keeps the ids of the runs its loggers write to (``{"wandb": "<run id>"}``)
+LOGGER_IDS_KEY = "aioir_logger_ids"
+
+
+def logger_ids(loggers: Sequence[Any]) -> dict[str, str]:
+    """``{"wandb": id}`` for a W&B logger among ``loggers`` whose run has started (its id is its version)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    ids = {}
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger.version:
+            ids["wandb"] = str(logger.version)
+    return ids
 
 # Evaluation meters are torchmetrics objects that already reduce across ranks, so Lightning's advice to
 # add sync_dist=True when logging their values would only average identical numbers again.
@@ -310,3 +323,6 @@ class RestorationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["aioir_config"] = self.run_config
+        ids = logger_ids(self.loggers if self._trainer is not None else [])
+        if ids:  # a run resumed from this checkpoint continues the same logger runs (src.run.assemble)
+            checkpoint[LOGGER_IDS_KEY] = ids

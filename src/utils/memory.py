@@ -125,3 +125,34 @@ class PeakMemory:
             }
         return {"kind": "process_peak_rss", "peak_mib": peak_rss_mib(), "start_mib": self.start_mib,
                 "since": self.since}
+
+
+MEMINFO = Path("/proc/meminfo")
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def _cgroup_headroom() -> int | None:
+    """Bytes this process's cgroup (v2) may still use, where it sets a limit."""
+    try:
+        limit = (CGROUP / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((CGROUP / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory available to a new allocation on ``device`` now, or ``None`` where it cannot be read."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        match = re.search(r"^MemAvailable:\s+(\d+) kB", MEMINFO.read_text(), re.MULTILINE)
+    except OSError:
+        match = None
+    found = [int(match.group(1)) * 1024] if match else []
+    headroom = _cgroup_headroom()
+    if headroom is not None:
+        found.append(headroom)
+    return min(found) if found else None
