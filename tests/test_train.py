@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from src.eval import evaluate
 from src.results.record import read_json
 from src.train import train
+from src.utils.errors import ConfigError
 from tests.conftest import TINY_RUN
 from tests.helpers import configs
 
@@ -168,6 +169,10 @@ def test_every_model_config_trains_in_the_suite(tiny_cfg, model):
                    "data.batch_size=2", "data.test_source.max_side=40", "model/scheduler=none")
     if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
         pytest.skip(f"model={model} is a grayscale network; the synthetic data is RGB (model=dncnn_color is not)")
+    if cfg.model.training_free:
+        with pytest.raises(ConfigError, match="training-free"):
+            train(cfg)
+        return
     out = train(cfg)
     assert out["trainer"].global_step == 1
     assert math.isfinite(out["metrics"]["train/loss"]) and math.isfinite(out["metrics"]["val/psnr"])

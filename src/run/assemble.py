@@ -184,6 +184,10 @@ class Assembled:
 
 def for_training(cfg: DictConfig) -> Assembled:
     """Data, model (with its run config stored in every checkpoint), callbacks, loggers and Trainer of ``cfg``."""
+    if cfg.model.get("training_free"):
+        name = cfg.model.get("backbone", {}).get("_target_", "this model").rsplit(".", 1)[-1]
+        raise ConfigError(f"{name} is training-free (nothing to learn): evaluate it with python -m src.eval "
+                          "model=<name> data=..., or restore images with python -m src.restore model=<name> input=...")
     if rank_zero_only.rank == 0:
         show_config(cfg, cfg.paths.output_dir)
     log.info("building data <%s>", cfg.data.get("_target_"))
@@ -200,8 +204,9 @@ def for_training(cfg: DictConfig) -> Assembled:
 
 
 def untrained(cfg: DictConfig) -> bool:
-    """Whether ``cfg`` names no weights at all (no ``ckpt_path``, no ``model.pretrained``)."""
-    return not cfg.get("ckpt_path") and not cfg.model.get("pretrained")
+    """Whether ``cfg`` names no weights at all (no ``ckpt_path``, no ``model.pretrained``) for a model that has
+    weights to learn (a training-free method such as ``model=dcp`` never is)."""
+    return not cfg.get("ckpt_path") and not cfg.model.get("pretrained") and not cfg.model.get("training_free")
 
 
 def _stored_run(cfg: DictConfig, overridden: Iterable[str], require: bool) -> tuple[DictConfig, Any]:

@@ -92,6 +92,7 @@ class RestorationModule(L.LightningModule):
         official: str | None = None,
         official_parameters: int | None = None,
         clip_output: bool = True,
+        training_free: bool = False,
         speed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -105,6 +106,8 @@ class RestorationModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.protocol = metrics
         self.clip_output = clip_output
+        #: a method with nothing to learn (the Dark Channel Prior): evaluated as it is, never trained
+        self.training_free = training_free
         self.official_parameters = official_parameters
         self.meters = nn.ModuleDict()
         #: per-benchmark test results of the last ``trainer.test`` (input and restored), for metrics.json
