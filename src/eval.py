@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from src.run.assemble import for_evaluation, untrained
+from src.run.assemble import finish_loggers, for_evaluation, untrained
 from src.run.from_checkpoint import overridden_groups
 from src.run.test_table import report_test
 from src.utils.conf import CONF_DIR
@@ -30,10 +30,13 @@ def evaluate(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     """Test the model of ``cfg`` (restored from ``cfg.ckpt_path`` when given); returns the test record."""
     L.seed_everything(cfg.seed, workers=True)
     run = for_evaluation(cfg, overridden)
-    run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
-    extra = {"untrained": True} if untrained(run.cfg) else {}
-    return report_test(run.trainer, run.model, run.cfg, run.loggers, title="evaluation",
-                       checkpoint=run.cfg.get("ckpt_path"), pretrained=run.cfg.model.get("pretrained"), **extra)
+    try:
+        run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+        extra = {"untrained": True} if untrained(run.cfg) else {}
+        return report_test(run.trainer, run.model, run.cfg, run.loggers, title="evaluation",
+                           checkpoint=run.cfg.get("ckpt_path"), pretrained=run.cfg.model.get("pretrained"), **extra)
+    finally:
+        finish_loggers(run.loggers)
 
 
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.run.assemble import for_training
+from src.run.assemble import finish_loggers, for_training
 from src.run.test_table import report_test
 from src.training.checkpoint import check_weights_file
 from src.utils.conf import CONF_DIR
@@ -40,10 +40,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ) from None
     L.seed_everything(cfg.seed, workers=True)
     run = for_training(cfg)
-    model, trainer, datamodule, loggers = run.model, run.trainer, run.datamodule, run.loggers
+    loggers = run.loggers
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the protocol is metrics.name there
 
+    try:
+        return _fit_and_test(cfg, run)
+    finally:
+        finish_loggers(loggers)
+
+
+def _fit_and_test(cfg: DictConfig, run: Any) -> dict[str, Any]:
+    model, trainer, datamodule, loggers = run.model, run.trainer, run.datamodule, run.loggers
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)

@@ -160,6 +160,17 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     return build_group(cfg, "logger")
 
 
+def finish_loggers(loggers: list[Any]) -> None:
+    """End the W&B run of each W&B logger that started one: the next run in this process (a sweep's next job,
+    a second ``train`` call) then gets its own run instead of writing into this one."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        experiment = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
+        if experiment is not None:
+            experiment.finish()
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` after :func:`prepare_trainer_config`; a learning-rate monitor is dropped
     when there is no logger for it to write to (Lightning refuses it then)."""
