@@ -22,8 +22,9 @@ from torch import Tensor
 from src.utils.errors import MissingFileError, UserError
 
 #: keys under which training frameworks store the weights, in the order we look for them:
-#: Lightning (``state_dict``), BasicSR/KAIR (``params_ema`` preferred over ``params``), others (``model``).
-WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "params_ema", "params", "model")
+#: Lightning (``state_dict``), BasicSR/KAIR (``params_ema`` preferred over ``params``), others (``model``),
+#: DeepDeblur's generator (``G``; its adversarial runs also hold a discriminator under ``D``).
+WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "params_ema", "params", "model", "G")
 
 
 class UnusableCheckpointError(UserError, ValueError):

@@ -9,6 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from src.models.backbones.base import pad_to_multiple
+from src.models.backbones.deepdeblur import gaussian_pyramid
+
 
 def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
     """Mean of sqrt((pred - target)^2 + eps^2): a smooth L1 (Restormer's single-task recipes use it)."""
@@ -94,4 +97,32 @@ class RestorationLoss(Objective):
             terms["fft_l1"] = self.weights["fft_l1"] * fft_l1(pred, target)
         if self.weights["psnr"]:
             terms["psnr_loss"] = self.weights["psnr"] * psnr_loss(pred, target)
+        return sum(terms.values()), terms
+
+
+class MultiScaleL1(Objective):
+    """DeepDeblur's multi-scale content loss: the L1 of each restored pyramid level against the same level of
+    the sharp image's Gaussian pyramid, summed over the levels (as the official ``Loss`` sums a list output).
+
+    Reads the coarser levels from the network's outputs (``scale1``, ``scale2``, ...); the target pyramid is
+    built by the network's own pyramid code, as the official data code builds both with skimage.
+    """
+
+    def __init__(self, l1: float = 1.0) -> None:
+        super().__init__()
+        self.weights = self.term_weights(l1=l1)
+
+    def objective(
+        self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if batch.get("gt") is None:
+            raise ValueError("MultiScaleL1 compares with the ground truth, but the batch has no `gt`")
+        coarser = [outputs[f"scale{s}"] for s in range(1, len(outputs) + 1) if f"scale{s}" in outputs]
+        gt = batch["gt"]
+        padded, _ = pad_to_multiple(gt, 2 ** len(coarser), mode="replicate")
+        targets = gaussian_pyramid(padded, len(coarser) + 1)[1:]
+        terms = {"l1": nn.functional.l1_loss(pred, gt)}
+        for s, (out, target) in enumerate(zip(coarser, targets), start=1):
+            terms[f"l1_scale{s}"] = nn.functional.l1_loss(out, target)
+        terms = {name: self.weights["l1"] * value for name, value in terms.items()}
         return sum(terms.values()), terms

@@ -205,10 +205,10 @@ TINY_BACKBONES = [name for name in BACKBONES if name.endswith("_tiny")]
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("name", TINY_BACKBONES)
 def test_heads_train_on_the_tiny_backbones(name, head):
+    if not backbone(name).feature_info:  # a head cannot even be built for it
+        pytest.skip(f"{name} publishes no head positions")
     torch.manual_seed(0)
     module = build_model(model_cfg("restormer", f"model/backbone={name}", f"model/head={head}")).train()
-    if not module.net.feature_info:
-        pytest.skip(f"{name} publishes no head positions")
     lq = odd_input(module.net, batch=2)
     total, _ = module.training_loss({"lq": lq, "gt": torch.rand_like(lq), "family": ["noise", "rain"]})
     total.backward()

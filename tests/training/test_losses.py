@@ -56,3 +56,17 @@ def test_a_zero_weight_switches_its_term_off(pair) -> None:
 def test_weights_that_switch_everything_off_or_are_negative_fail(weights) -> None:
     with pytest.raises(ValueError, match="model.loss"):
         RestorationLoss(**weights)
+
+
+def test_multiscale_l1_compares_every_level_with_the_targets_pyramid():
+    from src.models.backbones.deepdeblur import gaussian_pyramid
+    from src.training.losses import MultiScaleL1
+
+    gt = torch.rand(2, 3, 32, 32)
+    levels = gaussian_pyramid(gt, 3)
+    loss = MultiScaleL1()
+    total, terms = loss.objective(gt, {"gt": gt}, {"scale1": levels[1], "scale2": levels[2]})
+    assert set(terms) == {"l1", "l1_scale1", "l1_scale2"} and total.item() < 1e-6
+    off = levels[2] + 0.1
+    total, terms = loss.objective(gt, {"gt": gt}, {"scale1": levels[1], "scale2": off})
+    assert terms["l1_scale2"].item() == pytest.approx(0.1, abs=1e-5) and total.item() == pytest.approx(0.1, abs=1e-5)
