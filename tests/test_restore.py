@@ -193,6 +193,7 @@ def test_without_weights_it_refuses(tmp_path):
         run(tmp_path, tmp_path / "a.png", tmp_path / "out", *TINY_MODEL)
 
 
+@pytest.mark.slow  # a fresh Python process: ~5-10 s on 2 cores
 def test_command_line(tmp_path, weights):
     Image.fromarray(pattern(20, 20, 3)).save(tmp_path / "a.jpg")
     proc = subprocess.run(

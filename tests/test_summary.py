@@ -44,6 +44,7 @@ def test_one_number_is_a_square_resolution():
     assert parse_resolution(48) == (48, 48) and parse_resolution([32, 40]) == (32, 40)
 
 
+@pytest.mark.slow  # a fresh Python process: ~5-10 s on 2 cores
 def test_the_console_script_runs_like_the_module():
     script = Path(sys.executable).parent / "aioir-summary"
     if not script.exists():

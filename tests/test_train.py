@@ -100,6 +100,7 @@ def test_loggers(tiny_cfg, tmp_path, logger):
         assert any(p.name.startswith("offline-run-") for p in (tmp_path / "wandb").iterdir())
 
 
+@pytest.mark.slow  # two W&B runs: ~5 s
 def test_a_resumed_run_continues_the_same_wandb_run(tiny_cfg, tmp_path):
     from src.run.from_checkpoint import stored_logger_ids
     from tests.conftest import TINY_RUN, compose
@@ -144,6 +145,7 @@ def test_unknown_model_lists_available_names():
     assert "no_such_model" in proc.stderr and "restormer" in proc.stderr
 
 
+@pytest.mark.slow  # a fresh Python process: ~5-10 s on 2 cores
 def test_unknown_data_lists_available_names():
     proc = _run_module("src.train", "data=no_such_data")
     assert proc.returncode != 0
