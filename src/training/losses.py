@@ -80,9 +80,11 @@ class RestorationLoss(Objective):
         eps: float = 1e-3,
         mse: float = 0.0,
         psnr: float = 0.0,
+        smooth_l1: float = 0.0,
     ):
         super().__init__()
-        self.weights = self.term_weights(l1=l1, mse=mse, charbonnier=charbonnier, fft_l1=fft_l1, psnr=psnr)
+        self.weights = self.term_weights(l1=l1, mse=mse, charbonnier=charbonnier, fft_l1=fft_l1, psnr=psnr,
+                                         smooth_l1=smooth_l1)
         self.eps = float(eps)
 
     def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -91,6 +93,8 @@ class RestorationLoss(Objective):
             terms["l1"] = self.weights["l1"] * nn.functional.l1_loss(pred, target)
         if self.weights["mse"]:
             terms["mse"] = self.weights["mse"] * nn.functional.mse_loss(pred, target)
+        if self.weights["smooth_l1"]:  # TransWeather's (PyTorch's smooth L1, beta 1)
+            terms["smooth_l1"] = self.weights["smooth_l1"] * nn.functional.smooth_l1_loss(pred, target)
         if self.weights["charbonnier"]:
             terms["charbonnier"] = self.weights["charbonnier"] * charbonnier(pred, target, self.eps)
         if self.weights["fft_l1"]:
