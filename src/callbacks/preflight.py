@@ -7,6 +7,7 @@ printed. The estimate is :mod:`src.training.footprint`'s (two tiny measured step
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 from typing import Any
@@ -67,7 +68,11 @@ class Preflight(L.Callback):
         #: the last estimate and its verdict (for the record and tests)
         self.report: dict[str, Any] | None = None
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After a resumed run's state is restored and the loaders are made (so counting the steps changes
+        nothing), before the first step. The probes run on a copy of the module: its parameters carry no
+        DDP hooks (a backward through the original's would all-reduce outside the training step) and the
+        run's own weights, buffers and gradients are never touched."""
         if self.patch_size is None or not hasattr(pl_module, "training_loss"):
             return
         if trainer.fast_dev_run:  # a one-batch check runs the real step at once: no estimate to wait for
@@ -80,8 +85,10 @@ class Preflight(L.Callback):
         multiple = int(getattr(getattr(pl_module, "net", None), "multiple", 1) or 1)
         held = current_mib(device.type) * 2**20
         try:
-            with left_as_found(pl_module, device):
-                probes = probe_steps(pl_module, device, probe_sides(multiple, self.patch_size), dtype, channels_last)
+            probe = copy.deepcopy(pl_module)
+            with left_as_found(probe, device):
+                probes = probe_steps(probe, device, probe_sides(multiple, self.patch_size), dtype, channels_last)
+            del probe
         except (KeyError, TypeError, NotImplementedError) as err:  # an objective that needs more than lq/gt
             log.warning("preflight: no estimate for this model (%s: %s)", type(err).__name__, err)
             return
