@@ -136,3 +136,33 @@ def _single_threaded() -> None:
 
 
 _single_threaded()
+
+
+def _vgg16_stand_in() -> None:
+    """``model=transweather``'s objective reads torchvision's ImageNet VGG16 from the hub cache and stops when it is
+    absent (nothing is downloaded). The registry tests build every model config, so the session gets a
+    random-initialised stand-in of the layers that term uses (features 0-15, 7 MB) in its own TORCH_HOME,
+    inherited by the subprocesses tests start. Tests of the refusal point the hub folder elsewhere themselves."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    import torch
+    import torchvision
+
+    from src.metrics.lpips import weights_file
+
+    home = tempfile.mkdtemp(prefix="aioir-torch-home-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ["TORCH_HOME"] = home
+    path = weights_file("vgg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    features = torchvision.models.vgg16(weights=None).features[:16]
+    torch.random.set_rng_state(generator_state)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+
+
+_vgg16_stand_in()

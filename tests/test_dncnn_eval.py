@@ -26,6 +26,7 @@ def _check_script():
     return module
 
 
+@pytest.mark.slow  # a fresh Python process on real weights and images: ~8 s
 def test_eval_command_gives_the_check_script_psnr(shared_dir: Path, tmp_path: Path) -> None:
     data = shared_dir / "data"
     weights, root = data / "weights" / "dncnn_25.pth", data / "test" / "denoise" / "BSD68_gray"

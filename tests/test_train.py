@@ -139,6 +139,7 @@ def test_losses_and_scheduler_options_compose_and_train(tiny_cfg):
     assert "train/fft_l1" in out["metrics"] and "train/charbonnier" in out["metrics"]
 
 
+@pytest.mark.slow  # a fresh Python process: ~6 s on 2 cores
 def test_unknown_model_lists_available_names():
     proc = _run_module("src.train", "model=no_such_model")
     assert proc.returncode != 0

@@ -186,6 +186,7 @@ def test_the_allowlist_comes_from_the_conf_tree(tmp_path):
     assert not any(t.startswith(("builtins.", "os.", "torch.load")) for group in real.values() for t in group)
 
 
+@pytest.mark.slow  # a fresh Python process: ~6 s on 2 cores
 def test_command_line_prints_one_line_naming_the_key(tmp_path, genuine, marker_and_payload):
     marker, payload = marker_and_payload
     ckpt = _craft(tmp_path, genuine, "model", _routes(marker, payload)["open_truncates_a_file"][1])

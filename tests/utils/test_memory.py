@@ -17,6 +17,7 @@ def test_standalone_memory_counts_own_increase_only() -> None:
 
 
 @pytest.mark.skipif(not cpu_peak_resettable(), reason="the kernel does not let this process reset its peak RSS")
+@pytest.mark.slow  # allocates and frees ~1 GiB twice: ~6 s
 def test_peak_rss_is_reset_between_measurements() -> None:
     memory = PeakMemory("cpu")
     big = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB

@@ -1,0 +1,102 @@
+"""TransWeather's objective: smooth L1 plus ``perceptual`` x the VGG16 feature loss, from local weights only.
+
+The official ``train.py`` takes ``vgg16(pretrained=True).features[:16]`` (frozen) and its ``LossNetwork``
+averages the MSE of the relu1_2, relu2_2 and relu3_3 features of the prediction and the target, both fed as
+they are (no ImageNet normalisation; the prediction is the network's tanh output). torchvision would download
+the ImageNet weights when they are absent; here they are read from where torchvision caches them (the file
+LPIPS's ``vgg`` uses too), and a missing file stops the run at its first training step (the preflight's, before
+the run's own), naming the file to fetch; evaluation and restoration never need it.
+The VGG is kept out of the module tree, so checkpoints do not carry its 15 MB of frozen weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from src.metrics.lpips import weights_file, weights_url
+from src.training.losses import Objective
+from src.utils.errors import ConfigError
+
+#: indices in ``vgg16().features`` after which the official loss takes features (relu1_2, relu2_2, relu3_3)
+FEATURE_LAYERS = (3, 8, 15)
+
+
+class VGGWeightsError(ConfigError):
+    """The VGG16 weights the perceptual term needs are not available locally; the message says what to fetch."""
+
+
+def vgg_features(path: str | Path | None = None) -> nn.Sequential:
+    """torchvision's ``vgg16().features[:16]`` with ImageNet weights from ``path`` (default: torchvision's cache),
+    frozen and in eval mode; raises :class:`VGGWeightsError` when the file is absent or does not fit."""
+    import torchvision
+
+    path = Path(path) if path is not None else weights_file("vgg")
+    if not path.is_file():
+        raise VGGWeightsError(
+            f"model.loss.perceptual needs torchvision's ImageNet VGG16 weights, not found at {path}. Nothing is "
+            f"downloaded silently: fetch {weights_url('vgg')} to that path (or give model.loss.vgg_weights=...), "
+            "or train without the term: model.loss.perceptual=0"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure means an unusable file
+        raise VGGWeightsError(f"model.loss.vgg_weights={path} is not a readable weights file ({err})") from err
+    features = torchvision.models.vgg16(weights=None).features[: FEATURE_LAYERS[-1] + 1]
+    wanted = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    own = features.state_dict()
+    try:
+        features.load_state_dict({k: wanted[k] for k in own}, strict=True)
+    except (KeyError, RuntimeError) as err:
+        raise VGGWeightsError(f"model.loss.vgg_weights={path} does not fit torchvision's vgg16: {err}") from err
+    return features.eval().requires_grad_(False)
+
+
+def feature_loss(features: nn.Sequential, pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over relu1_2, relu2_2, relu3_3 of the MSE between the two images' features."""
+    losses = []
+    x, y = pred, target
+    for index, layer in enumerate(features):
+        x, y = layer(x), layer(y)
+        if index in FEATURE_LAYERS:
+            losses.append(nn.functional.mse_loss(x, y))
+    return sum(losses) / len(losses)
+
+
+class TransWeatherLoss(Objective):
+    """``smooth_l1`` x smooth L1 + ``perceptual`` x the VGG16 feature loss (official weights 1 and 0.04)."""
+
+    def __init__(self, smooth_l1: float = 1.0, perceptual: float = 0.04, vgg_weights: str | None = None) -> None:
+        super().__init__()
+        self.weights = self.term_weights(smooth_l1=smooth_l1, perceptual=perceptual)
+        self.vgg_weights = vgg_weights
+        # a plain attribute, not a submodule: frozen, never saved in checkpoints, moved to the data's device;
+        # read at the first training step (the preflight's, before the run's first), so evaluating or restoring
+        # with a TransWeather checkpoint never needs the file
+        self.__dict__["vgg"] = None
+
+    def feature_network(self) -> nn.Sequential | None:
+        """The frozen VGG16 layers, read on first use (``None`` when the perceptual weight is 0)."""
+        if self.weights["perceptual"] and self.vgg is None:
+            self.__dict__["vgg"] = vgg_features(self.vgg_weights)
+        return self.vgg
+
+    def objective(
+        self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if batch.get("gt") is None:
+            raise ValueError("TransWeatherLoss compares with the ground truth, but the batch has no `gt`")
+        gt = batch["gt"]
+        terms: dict[str, Tensor] = {}
+        if self.weights["smooth_l1"]:
+            terms["smooth_l1"] = self.weights["smooth_l1"] * nn.functional.smooth_l1_loss(pred, gt)
+        vgg = self.feature_network()
+        if vgg is not None:
+            if next(vgg.parameters()).device != pred.device:
+                vgg.to(pred.device)
+            terms["perceptual"] = self.weights["perceptual"] * feature_loss(vgg, pred, gt)
+        return sum(terms.values()), terms
