@@ -20,7 +20,7 @@ LAYERS = [
     {"training"},
     {"callbacks", "inference"},
     {"run"},
-    {"train", "eval", "restore", "summary", "bench"},
+    {"train", "eval", "restore", "summary", "bench", "analysis"},
 ]
 
 

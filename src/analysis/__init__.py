@@ -1,0 +1,1 @@
+"""Commands that measure the field's open problems on any model (``python -m src.analysis.probe``)."""

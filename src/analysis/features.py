@@ -1,0 +1,67 @@
+"""Features a network shows at each of its head positions, for probing what it knows about the degradation.
+
+A :class:`Tap` is passed as the network's head: at every position it records the feature the backbone shows
+there (averaged over space: one vector per image) and then hands it to the model's own head, if it has one,
+so the network computes exactly what it computes without the tap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.models.backbones.base import Head
+
+
+class Tap(Head):
+    """Records ``mean over H, W`` of each position's feature, then applies ``inner`` (the model's head)."""
+
+    def __init__(self, inner: Head | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.context_keys = inner.context_keys if inner is not None else ()
+        self.recorded: dict[str, list[Tensor]] = defaultdict(list)
+
+    def forward(self, name: str, feature: Tensor, image: Tensor, **context: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        self.recorded[name].append(feature.detach().float().mean(dim=(2, 3)).cpu())
+        if self.inner is None:
+            return feature, {}
+        return self.inner(name, feature, image, **context)
+
+
+def family_samples(datamodule: Any, per_family: int, seed: int) -> dict[str, list[Tensor]]:
+    """Up to ``per_family`` degraded images of each family, chosen with ``seed``: training patches where the
+    setting has training sets, else the test images of each family."""
+    generator = np.random.default_rng(seed)
+    chosen: dict[str, list[Tensor]] = {}
+    sets: Mapping[str, Any] = getattr(datamodule, "train_sets", {}) or {}
+    if sets:  # training sets are indexed (epoch, index): a new epoch gives new crops and degradations
+        for family, dataset in sets.items():
+            order = generator.permutation(len(dataset))
+            keys = [(n // len(dataset), int(order[n % len(dataset)])) for n in range(per_family)]
+            chosen[family] = [dataset[key]["lq"] for key in keys]
+        return chosen
+    for dataset in getattr(datamodule, "test_sets", {}).values():
+        for i in generator.permutation(len(dataset)):
+            sample = dataset[int(i)]
+            bucket = chosen.setdefault(sample["family"], [])
+            if len(bucket) < per_family:
+                bucket.append(sample["lq"])
+    return chosen
+
+
+@torch.inference_mode()
+def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str, Tensor]],
+            device: torch.device) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per position, an ``N x C`` array of the images' features (in order), and the N family labels."""
+    tap = Tap(head)
+    labels = []
+    for family, image in images:
+        net(image.unsqueeze(0).to(device), head=tap)
+        labels.append(family)
+    return {name: torch.cat(parts).numpy() for name, parts in tap.recorded.items()}, labels

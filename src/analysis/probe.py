@@ -1,0 +1,118 @@
+"""``python -m src.analysis.probe``: how well do a network's features tell the degradation families apart?
+
+    python -m src.analysis.probe model=restormer_tiny                      # a random network (seeded)
+    python -m src.analysis.probe ckpt_path=logs/quickstart/runs/<time>/checkpoints/best_epoch003.ckpt
+
+For ``probe.per_family`` degraded images of each family of the data setting, the features the backbone shows
+at each of its head positions (``feature_info``; averaged over space) go through DCPT's kNN protocol and a
+linear probe (:mod:`src.analysis.probe_metrics`); the run folder gets ``probe.json``, one picture per position
+(t-SNE and confusion matrix) and the terminal a table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from src.analysis.features import collect, family_samples
+from src.analysis.probe_metrics import probe
+from src.run.assemble import build, build_model, load_weights, untrained
+from src.run.config_tree import show_config
+from src.utils.atomic import write_text_atomic
+from src.utils.conf import CONF_DIR
+from src.utils.errors import ConfigError, exit_on_user_error
+from src.utils.run_dir import register_resolvers
+
+log = logging.getLogger(__name__)
+JSON_NAME = "probe.json"
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def _model(cfg: DictConfig) -> tuple[DictConfig, Any, str]:
+    """The model to probe and what its weights are: a checkpoint, pretrained weights, or a seeded random init."""
+    if untrained(cfg):
+        torch.manual_seed(cfg.seed)
+        return cfg, build_model(cfg), f"random initialisation (seed {cfg.seed})"
+    cfg, model = load_weights(cfg)
+    source = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
+    return cfg, model, source
+
+
+def run_probe(cfg: DictConfig) -> dict[str, Any]:
+    """Probe every head position; writes probe.json (and pictures) in ``cfg.paths.output_dir``; returns the record."""
+    options = cfg.probe
+    out = Path(cfg.paths.output_dir)
+    cfg, model, weights = _model(cfg)
+    show_config(cfg, out)
+    net, head = model.net, model.head
+    if not net.feature_info:
+        raise ConfigError(
+            f"{type(net).__name__} publishes no feature positions (feature_info is empty): nothing to probe"
+        )
+    device = _device(str(options.device))
+    net.eval().to(device)
+    if head is not None:
+        head.eval().to(device)
+    datamodule = build(cfg.data, "data")
+    samples = family_samples(datamodule, int(options.per_family), int(cfg.seed))
+    counts = {family: len(images) for family, images in samples.items()}
+    log.info("probe: %s images (%s) through %s (%s)", sum(counts.values()), counts, type(net).__name__, weights)
+    features, labels = collect(net, head, ((f, im) for f, images in samples.items() for im in images), device)
+    levels: dict[str, Any] = {}
+    for name, values in features.items():
+        result = probe(values, labels, int(options.k), float(options.holdout), int(options.seeds))
+        levels[name] = {"channels": int(values.shape[1]), **result.as_dict()}
+        if options.pictures:
+            from src.analysis.probe_plot import write_figure
+
+            levels[name]["picture"] = write_figure(out / f"probe_{name}.png", values, labels, result, name).name
+    record = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True).get("backbone", {}).get("_target_"),
+        "weights": weights,
+        "data": cfg.data.get("name"),
+        "images_per_family": counts,
+        "protocol": {"k": int(options.k), "holdout": float(options.holdout), "seeds": int(options.seeds)},
+        "levels": levels,
+    }
+    write_text_atomic(out / JSON_NAME, json.dumps(record, indent=2) + "\n")
+    print_table(record)
+    return record
+
+
+def print_table(record: dict[str, Any], console: Console | None = None) -> None:
+    table = Table(title=f"degradation awareness: {record['model']} ({record['weights']})")
+    for column in ("position", "channels", "kNN accuracy", "linear probe"):
+        table.add_column(column, justify="left" if column == "position" else "right")
+    chance = 1 / max(len(record["images_per_family"]), 1)
+    for name, level in record["levels"].items():
+        knn, linear = level["knn"], level["linear"]
+        table.add_row(name, str(level["channels"]), f"{knn['mean']:.1%} +- {knn['std']:.1%}",
+                      f"{linear['mean']:.1%} +- {linear['std']:.1%}")
+    (console or Console()).print(table)
+    (console or Console()).print(f"chance: {chance:.1%} ({len(record['images_per_family'])} families)")
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="probe")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    run_probe(cfg)
+
+
+if __name__ == "__main__":
+    main()
