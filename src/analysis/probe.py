@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from src.analysis.features import collect, family_samples
 from src.analysis.probe_metrics import probe
 from src.run.assemble import build, build_model, load_weights, untrained
 from src.run.config_tree import show_config
+from src.run.from_checkpoint import overridden_groups
 from src.utils.atomic import write_text_atomic
 from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, exit_on_user_error
@@ -41,21 +43,22 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _model(cfg: DictConfig) -> tuple[DictConfig, Any, str]:
-    """The model to probe and what its weights are: a checkpoint, pretrained weights, or a seeded random init."""
+def _model(cfg: DictConfig, overridden: Iterable[str]) -> tuple[DictConfig, Any, str]:
+    """The model to probe and what its weights are: a checkpoint (its stored groups unless ``overridden`` on the
+    command line), pretrained weights, or a seeded random init."""
     if untrained(cfg):
         torch.manual_seed(cfg.seed)
         return cfg, build_model(cfg), f"random initialisation (seed {cfg.seed})"
-    cfg, model = load_weights(cfg)
+    cfg, model = load_weights(cfg, overridden)
     source = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
     return cfg, model, source
 
 
-def run_probe(cfg: DictConfig) -> dict[str, Any]:
+def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     """Probe every head position; writes probe.json (and pictures) in ``cfg.paths.output_dir``; returns the record."""
     options = cfg.probe
     out = Path(cfg.paths.output_dir)
-    cfg, model, weights = _model(cfg)
+    cfg, model, weights = _model(cfg, overridden)
     show_config(cfg, out)
     net, head = model.net, model.head
     if not net.feature_info:
@@ -111,7 +114,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="probe")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    run_probe(cfg)
+    run_probe(cfg, overridden_groups())
 
 
 if __name__ == "__main__":
