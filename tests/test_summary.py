@@ -22,6 +22,7 @@ def test_summary_counts_match_the_built_model(tmp_path):
     assert bigger["flops"] > 3 * info["flops"]  # convolutions scale with the pixel count
 
 
+@pytest.mark.slow  # a fresh Python process: ~7 s on 2 cores
 def test_summary_command_prints_the_paper_count():
     proc = subprocess.run([sys.executable, "-m", "src.summary", "model=restormer"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

@@ -153,6 +153,7 @@ def test_unknown_data_lists_available_names():
     assert "synth5deg" in proc.stderr and "5deg" in proc.stderr
 
 
+@pytest.mark.slow  # a fresh Python process: ~7 s on 2 cores
 def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
     start = time.monotonic()
     proc = _run_module("src.train", "model=restormer", "data=5deg", f"data.root={tmp_path / 'nowhere'}",
