@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.mirnet import MIRNet
-from src.models.official.wrapper import OfficialWrapper, rename_keys
+from src.models.official.wrapper import OfficialWrapper, Rules, apply_rules, rename_keys
 
 ARGUMENTS = ("in_channels", "out_channels", "n_feat", "kernel_size", "stride", "n_RRG", "n_MSRB", "height",
              "width", "bias")
 _GROUP = re.compile(r"^body\.(\d+)\.body\.(\d+)\.(weight|bias)$")
-RULES: tuple[tuple[str, str], ...] = (
+RULES: Rules = (
     (r"^conv_in\.", "head."),
     (r"^conv_out\.", "tail."),
     (r"^body\.(\d+)\.body\.(\d+)\.", r"groups.\1.msrbs.\2."),
@@ -59,8 +59,6 @@ def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         if (m := _GROUP.match(key)) and int(m[2]) == last[m[1]]:
             return f"net.groups.{m[1]}.conv.{m[3]}", value
-        for pattern, replacement in RULES:
-            key = re.sub(pattern, replacement, key)
-        return f"net.{key}", value
+        return f"net.{apply_rules(key, RULES)}", value
 
     return rename_keys(state_dict, rename)

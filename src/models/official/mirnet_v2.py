@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.mirnet_v2 import MIRNetV2
-from src.models.official.wrapper import OfficialWrapper, rename_keys
+from src.models.official.wrapper import OfficialWrapper, Rules, apply_rules, rename_keys
 
 ARGUMENTS = ("inp_channels", "out_channels", "n_feat", "chan_factor", "n_RRG", "n_MRB", "height", "width",
              "scale", "bias", "task")
 _GROUP = re.compile(r"^body\.(\d+)\.body\.(\d+)\.(weight|bias)$")
-RULES: tuple[tuple[str, object], ...] = (
+RULES: Rules = (
     (r"^conv_in\.", "head."),
     (r"^conv_out\.", "tail."),
     (r"^body\.(\d+)\.body\.(\d+)\.", r"groups.\1.mrbs.\2."),
@@ -67,8 +67,6 @@ def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         if (m := _GROUP.match(key)) and int(m[2]) == last[m[1]]:
             return f"net.groups.{m[1]}.conv.{m[3]}", value  # the group's closing convolution
-        for pattern, replacement in RULES:
-            key = re.sub(pattern, replacement, key)
-        return f"net.{key}", value
+        return f"net.{apply_rules(key, RULES)}", value
 
     return rename_keys(state_dict, rename)

@@ -13,18 +13,17 @@ block's key in both state dicts. Released files are ``{"state_dict": ...}`` of a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from torch import Tensor
 
 from src.models.backbones.mprnet import MPRNet
-from src.models.official.wrapper import OfficialWrapper, rename_keys
+from src.models.official.wrapper import OfficialWrapper, Rules, rename_by_rules
 
 ARGUMENTS = ("in_c", "out_c", "n_feat", "scale_unetfeats", "scale_orsnetfeats", "num_cab", "kernel_size",
              "reduction", "bias")
 #: (pattern, replacement) applied in order with re.sub
-RULES: tuple[tuple[str, str], ...] = (
+RULES: Rules = (
     (r"^shallow_feat(\d)\.", lambda m: f"shallow.{int(m[1]) - 1}."),
     (r"^stage(\d)_encoder\.", r"encoder\1."),
     (r"^stage(\d)_decoder\.", r"decoder\1."),
@@ -65,12 +64,6 @@ def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
     return OfficialWrapper(MPRNet(**{**kwargs, **options}))
 
 
-def convert_key(key: str) -> str:
-    for pattern, replacement in RULES:
-        key = re.sub(pattern, replacement, key)
-    return f"net.{key}"
-
-
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Official keys -> ours (``net.*``); a key no rule matches is kept (prefixed), to be named by the load."""
-    return rename_keys(state_dict, lambda key, value: (convert_key(key), value))
+    return rename_by_rules(state_dict, RULES)

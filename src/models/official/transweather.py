@@ -12,15 +12,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from torch import Tensor
 
 from src.models.backbones.transweather import TransWeather
-from src.models.official.wrapper import OfficialWrapper, rename_keys
+from src.models.official.wrapper import OfficialWrapper, Rules, rename_by_rules
 
-RULES: tuple[tuple[str, object], ...] = (
+RULES: Rules = (
     (r"^Tenc\.patch_embed(\d)\.", lambda m: f"encoder.patch_embed.{int(m[1]) - 1}."),
     (r"^Tenc\.mini_patch_embed(\d)\.", lambda m: f"encoder.mini_embed.{int(m[1]) - 1}."),
     (r"^Tenc\.block(\d)\.", lambda m: f"encoder.stages.{int(m[1]) - 1}."),
@@ -53,12 +52,6 @@ def build(official_kwargs: Mapping, **options) -> TransWeatherWrapper:
     return TransWeatherWrapper(TransWeather(**options))
 
 
-def convert_key(key: str) -> str:
-    for pattern, replacement in RULES:
-        key = re.sub(pattern, replacement, key)
-    return f"net.{key}"
-
-
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Official keys -> ours (``net.*``); a key no rule matches is kept (prefixed), to be named by the load."""
-    return rename_keys(state_dict, lambda key, value: (convert_key(key), value))
+    return rename_by_rules(state_dict, RULES)

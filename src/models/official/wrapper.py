@@ -8,7 +8,8 @@ call so that reference checks and users of ``from_official`` need not know the s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -38,3 +39,20 @@ def rename_keys(
             raise ValueError(f"official keys {source[new]!r} and {key!r} both map to {new!r}")
         out[new], source[new] = new_value, key
     return out
+
+
+#: ``(pattern, replacement)`` pairs for :func:`re.sub`, applied in order (a replacement may be a function)
+Rules = Sequence[tuple[str, "str | Callable[[re.Match[str]], str]"]]
+
+
+def apply_rules(key: str, rules: Rules) -> str:
+    """``key`` after every rule in order: the way converters with many small renames state them."""
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def rename_by_rules(state_dict: Mapping[str, Tensor], rules: Rules, prefix: str = "net.") -> dict[str, Tensor]:
+    """Every key through :func:`apply_rules`, then ``prefix``; a key no rule matches keeps its name (prefixed),
+    so that a strict load names it."""
+    return rename_keys(state_dict, lambda key, value: (prefix + apply_rules(key, rules), value))
