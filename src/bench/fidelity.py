@@ -23,9 +23,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from src.bench import network
 from src.bench.config import BenchConfig
+from src.bench.latency import restorer
 from src.bench.settings import BASELINE, NamedSetting
-from src.inference.tiling import padded
-from src.training import speed
 
 #: least PSNR (dB) between a setting's output and the baseline's
 MIN_AGREEMENT_DB = {"fp32": 60.0, "bf16": 40.0}
@@ -56,17 +55,9 @@ def photograph(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def restored(model: str, setting: NamedSetting, cfg: BenchConfig, noisy: torch.Tensor) -> torch.Tensor:
-    """The setting's output for ``noisy`` (float32 on the CPU), as the suite's inference computes it."""
-    settings, device = setting.speed, cfg.device
-    built = network.build(model, cfg.overrides, settings, device, cfg.seed)
-    trainee = built.trainee.eval()
-
-    def restore(x: torch.Tensor) -> torch.Tensor:
-        return trainee.restore(speed.prepare_input(x, settings))
-
-    with torch.inference_mode(), speed.autocast(settings, device):
-        output = padded(restore, built.multiple)(noisy.to(device))
-    return output.float().cpu()
+    """The setting's output for ``noisy`` (float32 on the CPU), computed by the latency measurement's restorer."""
+    call, _ = restorer(model, setting, cfg)
+    return call(noisy.to(cfg.device)).float().cpu()
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

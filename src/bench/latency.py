@@ -31,8 +31,9 @@ def size_key(size: Sequence[int]) -> str:
     return f"{width}x{height}"
 
 
-def _restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Callable[[torch.Tensor], None], int]:
-    """A function restoring one image under the setting, and the multiple its network pads to."""
+def restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """A function restoring one image under the setting (as ``src.restore`` does: padded to the network's
+    multiple, ``inference_mode``, the setting's autocast), and that multiple."""
     settings, device = setting.speed, cfg.device
     built = network.build(model, cfg.overrides, settings, device, cfg.seed)
     trainee = built.trainee.eval()
@@ -42,9 +43,9 @@ def _restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Call
 
     run = padded(restore, built.multiple)
 
-    def call(image: torch.Tensor) -> None:
+    def call(image: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), speed.autocast(settings, device):
-            run(image)
+            return run(image)
 
     return call, built.multiple
 
@@ -52,7 +53,7 @@ def _restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Call
 def prime(model: str, cfg: BenchConfig) -> None:
     """One eager call of a throwaway network at the first size, so one-time costs of the process land before
     the memory base is taken rather than on the first setting measured."""
-    call, _ = _restorer(model, NamedSetting("prime", SpeedSettings.baseline()), cfg)
+    call, _ = restorer(model, NamedSetting("prime", SpeedSettings.baseline()), cfg)
     height, width = cfg.latency_sizes[0]
     call(torch.rand(1, 3, height, width).to(cfg.device))
 
@@ -69,7 +70,7 @@ def measure_latency(
     calls, held, multiples = {}, {}, {}
     for setting in settings:
         start = current_mib(device)
-        calls[setting.name], multiples[setting.name] = _restorer(model, setting, cfg)
+        calls[setting.name], multiples[setting.name] = restorer(model, setting, cfg)
         held[setting.name] = current_mib(device) - start  # the network's weights
     by_name = {s.name: s for s in settings}
     generator = torch.Generator().manual_seed(cfg.seed)

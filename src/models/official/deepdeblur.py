@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.deepdeblur import DeepDeblur
-from src.models.official.wrapper import OfficialWrapper, rename_keys
+from src.models.official.wrapper import OfficialWrapper, highest_index, rename_keys
 
 #: official ``args`` fields the network reads -> our arguments
 ARG_NAMES = {"n_scales": "n_scales", "n_resblocks": "n_resblocks", "n_feats": "n_feats",
@@ -46,10 +46,7 @@ def build(official_kwargs: Mapping, **options) -> DeepDeblurWrapper:
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Official keys -> ours (``net.*``); a key no rule recognises comes back unchanged, to be named by the load."""
-    blocks = {}
-    for key in state_dict:
-        if m := _BODY.match(key):
-            blocks[int(m[1])] = max(blocks.get(int(m[1]), 0), int(m[2]))
+    blocks = highest_index(state_dict, _BODY)  # per scale: the index of its last convolution
 
     def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         if m := _UP.match(key):
@@ -60,7 +57,7 @@ def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
         scale, index, inner, name = int(m[1]), int(m[2]), m[3], m[4]
         if inner is None and index == 0:
             return f"net.levels.{scale}.head.{name}", value
-        if inner is None and index == blocks[scale]:
+        if inner is None and index == blocks[m[1]]:
             return f"net.levels.{scale}.tail.{name}", value
         if inner in ("0", "2"):
             return f"net.levels.{scale}.blocks.{index - 1}.conv{1 if inner == '0' else 2}.{name}", value

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from src.models.backbones.mirnet import MIRNet
-from src.models.official.wrapper import OfficialWrapper, Rules, apply_rules, rename_keys
+from src.models.official.wrapper import OfficialWrapper, Rules, apply_rules, highest_index, rename_keys
 
 ARGUMENTS = ("in_channels", "out_channels", "n_feat", "kernel_size", "stride", "n_RRG", "n_MSRB", "height",
              "width", "bias")
@@ -51,10 +51,7 @@ def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
 
 def convert(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Official keys -> ours (``net.*``); a key no rule matches is kept (prefixed), to be named by the load."""
-    last: dict[str, int] = {}
-    for key in state_dict:
-        if m := _GROUP.match(key):
-            last[m[1]] = max(last.get(m[1], -1), int(m[2]))
+    last = highest_index(state_dict, _GROUP)
 
     def rename(key: str, value: Tensor) -> tuple[str, Tensor]:
         if (m := _GROUP.match(key)) and int(m[2]) == last[m[1]]:

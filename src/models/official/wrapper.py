@@ -9,7 +9,7 @@ call so that reference checks and users of ``from_official`` need not know the s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -56,3 +56,13 @@ def rename_by_rules(state_dict: Mapping[str, Tensor], rules: Rules, prefix: str 
     """Every key through :func:`apply_rules`, then ``prefix``; a key no rule matches keeps its name (prefixed),
     so that a strict load names it."""
     return rename_keys(state_dict, lambda key, value: (prefix + apply_rules(key, rules), value))
+
+
+def highest_index(keys: Iterable[str], pattern: re.Pattern[str]) -> dict[str, int]:
+    """Per value of ``pattern``'s first group, the highest integer its second group takes among ``keys``: where a
+    sequential's last entry is a different layer (a group's closing convolution) and the converter must tell it."""
+    highest: dict[str, int] = {}
+    for key in keys:
+        if m := pattern.match(key):
+            highest[m[1]] = max(highest.get(m[1], -1), int(m[2]))
+    return highest
