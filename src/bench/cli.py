@@ -14,7 +14,7 @@ import torch
 
 from src.bench.config import BenchConfig
 from src.bench.network import check_models
-from src.bench.settings import parse_ours
+from src.bench.settings import ABLATION_NAMES, parse_ours
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -84,7 +84,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--ours", type=_ours, default={}, metavar="KEY=VALUE,...",
                    help="override speed.resolve for ours: compile, channels_last, precision, fused_adamw, "
                    "compile_mode (true/false/auto or a value)")
-    g.add_argument("--ablation", action="store_true", help="also time each speed switch alone on the baseline")
+    g.add_argument("--ablation", nargs="*", choices=ABLATION_NAMES, default=None, metavar="SWITCH",
+                   help="also time each speed switch alone on the baseline; the flag alone: every switch, "
+                   f"else only those named ({', '.join(ABLATION_NAMES)}; e.g. leave compile out where its "
+                   "minutes of compilation do not fit)")
     g.add_argument("--baseline-ddp", choices=["auto", "on", "off"], default="auto",
                    help="wrap the baseline in one-process DDP with unused-parameter search (auto: on CUDA)")
     g.add_argument("--isolate", action="store_true", help="measure each figure in a fresh process")
@@ -116,7 +119,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchConfig:
     renamed = {"models": tuple(args.models), "out": str(Path(args.out)), "device": device,
                "threads": args.threads or torch.get_num_threads(), "overrides": tuple(args.overrides),
                "latency_sizes": tuple(args.latency_sizes),
-               "families": None if args.families is None else tuple(args.families)}
+               "families": None if args.families is None else tuple(args.families),
+               "ablation": args.ablation is not None, "ablation_switches": tuple(args.ablation or ())}
     return BenchConfig(**{**values, **renamed})
 
 

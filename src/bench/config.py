@@ -53,6 +53,8 @@ class BenchConfig:
     #: ``key=value`` overrides of ``speed.resolve`` for our setting (``compile=true`` ...)
     ours: dict[str, Any] = field(default_factory=dict)
     ablation: bool = False
+    #: the switches of the ablation (``settings.ABLATION_NAMES``); empty: every one
+    ablation_switches: tuple[str, ...] = ()
     #: the baseline's DDP wrapper: ``auto`` (on CUDA, as the official train.py), ``on``, ``off``
     baseline_ddp: str = "auto"
     #: run each memory measurement in a fresh process (automatic where the peak RSS cannot be reset)
@@ -69,8 +71,9 @@ class BenchConfig:
     def from_dict(cls, values: dict[str, Any]) -> BenchConfig:
         """Inverse of :meth:`as_dict` (JSON turns tuples into lists)."""
         data = dict(values)
-        for key in ("models", "overrides", "families"):
-            data[key] = None if data[key] is None else tuple(data[key])
+        for key in ("models", "overrides", "families", "ablation_switches"):
+            if key in data:  # records written before a key existed lack it
+                data[key] = None if data[key] is None else tuple(data[key])
         data["latency_sizes"] = tuple(tuple(s) for s in data["latency_sizes"])
         data["tiled_size"] = tuple(data["tiled_size"])
         return cls(**data)

@@ -108,7 +108,7 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
     check_models(cfg.models)
     torch.set_num_threads(cfg.threads)
     isolate = cfg.isolate or (cfg.device == "cpu" and not cpu_peak_resettable())
-    settings = named_settings(cfg.device, cfg.ours, cfg.ablation, cfg.baseline_ddp)
+    settings = named_settings(cfg.device, cfg.ours, cfg.ablation, cfg.baseline_ddp, cfg.ablation_switches)
     result: dict[str, Any] = {
         "schema": 1,
         "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -20,6 +20,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "bf16": {"precision": speed.BF16_MIXED},
     "fused_adamw": {"fused_adamw": True},
 }
+#: what ``--ablation`` may name: the switches and the baseline's DDP without unused-parameter search
+ABLATION_NAMES = (*ABLATIONS, NO_UNUSED_SEARCH.removeprefix("+"))
 #: keys ``--ours`` accepts (the arguments of ``speed.resolve``)
 OURS_KEYS = ("compile", "channels_last", "precision", "fused_adamw", "compile_mode")
 
@@ -87,9 +89,15 @@ def baseline_ddp(choice: str, device: str) -> bool:
 
 
 def named_settings(
-    device: str, ours: dict[str, Any], ablation: bool = False, ddp_choice: str = "auto"
+    device: str, ours: dict[str, Any], ablation: bool = False, ddp_choice: str = "auto",
+    switches: tuple[str, ...] = (),
 ) -> list[NamedSetting]:
-    """Baseline, ours (``speed.resolve`` with the ``--ours`` overrides) and, with ``ablation``, each switch alone."""
+    """Baseline, ours (``speed.resolve`` with the ``--ours`` overrides) and, with ``ablation``, each switch alone
+    (only ``switches`` where some are named)."""
+    unknown = sorted(set(switches) - set(ABLATION_NAMES))
+    if unknown:
+        raise ValueError(f"unknown ablation switch(es) {unknown}; expected some of {', '.join(ABLATION_NAMES)}")
+    wanted = set(switches or ABLATION_NAMES)
     base = SpeedSettings.baseline()
     settings = [
         NamedSetting(BASELINE, base, True if baseline_ddp(ddp_choice, device) else None),
@@ -97,7 +105,8 @@ def named_settings(
     ]
     if ablation:
         ddp = settings[0].ddp_find_unused
-        settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c), ddp) for name, c in ABLATIONS.items()]
-        if ddp:
+        settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c), ddp)
+                     for name, c in ABLATIONS.items() if name in wanted]
+        if ddp and NO_UNUSED_SEARCH.removeprefix("+") in wanted:
             settings.append(NamedSetting(NO_UNUSED_SEARCH, base, False))
     return settings

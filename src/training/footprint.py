@@ -86,9 +86,10 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
     peaks cannot be measured.
 
     The small side runs first unmeasured, so one-time costs of the process (thread pools, the autograd engine)
-    do not inflate it; the large side is measured at its first step, which like a run's first step includes
-    what is chosen per shape: the slope between them errs on the large side, and a run that does not fit is
-    never waved through.
+    do not inflate it; the large side's memory is measured at its first step, which like a run's first step
+    includes what is chosen per shape: the slope between them errs on the large side, and a run that does not
+    fit is never waved through. Its time is taken at a second step: a first step at a new shape pays one-time
+    costs (cuDNN's algorithm search took 5-11 s on an H200) that would make a 0.06 s step look like minutes.
     """
     # tensors of a step are freed by reference counting: no garbage collection between the steps (it costs
     # more than the steps of a small network)
@@ -100,7 +101,8 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
         inputs[side] = (lq.contiguous(memory_format=torch.channels_last) if channels_last else lq, gt)
     small, large = sides
     probes: dict[int, Probe] = {}
-    for side, measured in ((small, False), (large, True), (small, True)):
+    timed: dict[int, float] = {}
+    for side, measured in ((small, False), (large, True), (large, False), (small, True)):
         module.zero_grad(set_to_none=True)
         memory.reset()
         if memory.since != "reset":
@@ -117,7 +119,10 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
         del loss
         if measured:
             probes[side] = Probe(side, (record["peak_mib"] - record["start_mib"]) * 2**20, seconds)
-    return [probes[small], probes[large]]
+        elif side == large:
+            timed[side] = seconds
+    large_probe = probes[large]
+    return [probes[small], Probe(large, large_probe.peak_bytes, min(large_probe.seconds, timed[large]))]
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer | None, parameter_bytes: float) -> float:

@@ -22,7 +22,18 @@ from torch import Tensor, nn
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
-from src.training.speed import FP32, SpeedSettings, check_options, eager, prepare_input, prepare_network, resolve
+from src.training.speed import (
+    AUTO,
+    COMPILE_MIN_STEPS,
+    FP32,
+    SpeedSettings,
+    check_options,
+    compile_pays,
+    eager,
+    prepare_input,
+    prepare_network,
+    resolve,
+)
 from src.utils.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
@@ -120,6 +131,8 @@ class RestorationModule(L.LightningModule):
         self.speed_options = check_options(speed)
         #: the resolved switches, set by ``setup`` once the device is known (``None``: baseline, unapplied)
         self.speed: SpeedSettings | None = None
+        self._compile_deferred = False
+        self._compile_min_steps: int | None = COMPILE_MIN_STEPS
         self._sparse: list[SparselyUsed] | None = None
         if pretrained:
             from src.training.pretrained import load_pretrained
@@ -152,7 +165,11 @@ class RestorationModule(L.LightningModule):
             # Lightning cannot clip the gradients of an optimiser that unscales fp16 gradients itself (fused)
             options["fused_adamw"] = False
         settings = resolve(device, precision=precision, **options)
-        prepare_network(self.net, settings)
+        # an automatic compile is kept at train start only where the run is long enough to pay it back
+        self._compile_min_steps = options.get("compile_min_steps", COMPILE_MIN_STEPS)
+        self._compile_deferred = (settings.compile and options.get("compile", AUTO) in (AUTO, None)
+                                  and self._compile_min_steps is not None and trainer is not None)
+        prepare_network(self.net, replace(settings, compile=False) if self._compile_deferred else settings)
         if self.head is not None and settings.channels_last:
             # the network calls its head, so compiling the network traces the head too
             prepare_network(self.head, replace(settings, compile=False))
@@ -160,8 +177,27 @@ class RestorationModule(L.LightningModule):
         log.info("speed settings on %s: %s", torch.device(device), settings.as_dict())
         if settings.compile:
             log.info("the network is compiled for training only: validation, test and restore run it eagerly "
-                     "(images of many sizes would compile one graph each)")
+                     "(images of many sizes would compile one graph each)%s",
+                     "; compile: auto is decided at train start from the run's length" if self._compile_deferred
+                     else "")
         return settings
+
+    def on_train_start(self) -> None:
+        """Keep an automatic compile only for a run that plans at least ``speed.compile_min_steps`` steps:
+        compiling a training step takes minutes on a GPU, more than a short run can win back."""
+        if not self._compile_deferred or self.speed is None:
+            return
+        self._compile_deferred = False
+        steps = self.trainer.estimated_stepping_batches
+        if compile_pays(steps, self._compile_min_steps):
+            self.net.compile(mode=self.speed.compile_mode)
+            log.info("compiling the training forward: the run plans %s steps (speed.compile_min_steps=%s)",
+                     steps, self._compile_min_steps)
+            return
+        self.speed = replace(self.speed, compile=False)
+        log.info("not compiling: the run plans %s steps, fewer than speed.compile_min_steps=%s (compiling "
+                 "takes minutes that a short run does not win back); speed.compile=true compiles anyway",
+                 steps, self._compile_min_steps)
 
     # ------------------------------------------------------------------ forward and training
     def forward(self, lq: Tensor) -> Tensor:

@@ -23,7 +23,11 @@ AUTO = "auto"
 #: Lightning precision strings we resolve ``"auto"`` to
 FP32, BF16_MIXED = "32-true", "bf16-mixed"
 #: keys of the ``speed`` config group (precision lives in ``trainer.precision``)
-OPTIONS = ("compile", "compile_mode", "channels_last", "fused_adamw")
+OPTIONS = ("compile", "compile_mode", "channels_last", "fused_adamw", "compile_min_steps")
+#: ``compile: auto`` compiles a training run only when it plans at least this many optimiser steps: on an
+#: H200 compiling paper-size PromptIR's training step took about 150 s (the time of ~800 eager steps at
+#: batch 8, 128x128; experiments/speed/README.md), so a gain of 20% pays it back after ~4,000 steps
+COMPILE_MIN_STEPS = 5000
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,15 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         if key in options:
             _switch(options[key], key, False)
     _compile_mode(options.get("compile_mode"))
+    min_steps = options.get("compile_min_steps")
+    if min_steps is not None and (isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0):
+        raise ValueError(f"speed.compile_min_steps must be a whole number >= 0 (or null), got {min_steps!r}")
     return options
+
+
+def compile_pays(planned_steps: float, min_steps: int | None) -> bool:
+    """Whether ``compile: auto`` compiles a run of ``planned_steps`` optimiser steps (unbounded runs do)."""
+    return min_steps is None or planned_steps >= min_steps
 
 
 def resolve(
@@ -133,20 +145,24 @@ def resolve(
     precision: Any = AUTO,
     fused_adamw: Any = AUTO,
     compile_mode: str | None = None,
+    compile_min_steps: int | None = None,
 ) -> SpeedSettings:
-    """Turn ``"auto"`` into the fastest safe choice for ``device``.
+    """Turn ``"auto"`` into the fastest safe choice for ``device`` (``compile_min_steps`` is the Lightning
+    module's business: it decides at train start whether an auto compile is kept, see :func:`compile_pays`).
 
-    On CUDA: compile, channels-last, bf16 where supported and fused AdamW. On CPU everything stays as the
-    baseline. Measured on a 2-core Xeon (experiments/speed/README.md, promptir_tiny, each switch alone):
-    compile trains 1.12x faster but costs 1-4 minutes of start-up, longer than a CPU quickstart gains;
-    channels-last trains 1.09x faster but infers 0.97x; bf16 trains 1.23x faster only on CPUs with native
-    bf16 (AMX/AVX512-BF16; emulated elsewhere) and infers 0.78x. Turn them on per run where they pay.
+    On CUDA: compile, bf16 where supported and fused AdamW. Channels-last stays off everywhere: on an H200 it
+    trained paper-size PromptIR 0.72x as fast and inferred 0.95x (attention and layer norms permute it back).
+    On CPU everything stays as the baseline. Measured on a 2-core Xeon (experiments/speed/README.md,
+    promptir_tiny, each switch alone): compile trains 1.12x faster but costs 1-4 minutes of start-up, longer
+    than a CPU quickstart gains; channels-last trains 1.09x faster but infers 0.97x; bf16 trains 1.23x faster
+    only on CPUs with native bf16 (AMX/AVX512-BF16; emulated elsewhere) and infers 0.78x. Turn them on per
+    run where they pay.
     """
     cuda = _device_type(device) == "cuda"
     return SpeedSettings(
         compile=_switch(compile, "compile", cuda),
         compile_mode=_compile_mode(compile_mode),
-        channels_last=_switch(channels_last, "channels_last", cuda),
+        channels_last=_switch(channels_last, "channels_last", False),
         precision=resolve_precision(precision, device),
         fused_adamw=_switch(fused_adamw, "fused_adamw", cuda),
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from src.bench import fidelity, goals, network
-from src.bench.cli import parse_size
+from src.bench.cli import config_from_args, parse_size
 from src.bench.config import BenchConfig
 from src.bench.isolate import measure
 from src.bench.settings import ABLATIONS, BASELINE, NO_UNUSED_SEARCH, OURS, NamedSetting, named_settings, parse_ours
@@ -38,6 +39,17 @@ def test_ablation_on_a_ddp_baseline_changes_one_thing_at_a_time() -> None:
     search = settings[NO_UNUSED_SEARCH]
     assert search.speed == SpeedSettings.baseline() and search.ddp_find_unused is False
     assert settings[OURS].ddp_find_unused is None  # one GPU: the suite runs no DDP at all
+
+
+def test_ablation_can_be_limited_to_named_switches() -> None:
+    names = [s.name for s in named_settings("cuda", {}, True, "on", ("bf16", "ddp_no_unused_search"))]
+    assert names == [BASELINE, OURS, "+bf16", NO_UNUSED_SEARCH]
+    with pytest.raises(ValueError, match="unknown ablation switch.*'tf32'"):
+        named_settings("cuda", {}, True, "on", ("tf32",))
+    cfg = config_from_args(["--models", "restormer_tiny", "--ablation", "channels_last"])
+    assert cfg.ablation and cfg.ablation_switches == ("channels_last",)
+    assert BenchConfig.from_dict(json.loads(json.dumps(cfg.as_dict()))) == cfg
+    assert not config_from_args(["--models", "restormer_tiny"]).ablation
 
 
 def test_parse_ours_and_sizes() -> None:
@@ -116,7 +128,7 @@ def test_inference_runs_settings_as_the_suite_does() -> None:
     # compile, fused AdamW and the DDP search do nothing there
     assert set(eager) == {BASELINE, OURS, "+channels_last", "+bf16"}
     assert all(s.ddp_find_unused is None and not s.speed.fused_adamw for s in eager.values())
-    assert not eager[OURS].speed.compile and eager[OURS].speed.channels_last
+    assert not eager[OURS].speed.compile and not eager[OURS].speed.channels_last
     compiled = {s.name: s for s in for_inference(settings, BenchConfig(compile_inference=True))}
     assert compiled[OURS].speed.compile and "+compile" in compiled
 
