@@ -10,7 +10,7 @@ tensor filled, or the error lists what does not fit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -41,12 +41,41 @@ def _as_parts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {f"net.{k}": v for k, v in state.items()}
 
 
-def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, official: str | None = None) -> str:
-    """Fill ``net`` (and ``head``) from ``path``; returns ``"ours"`` or ``"official <name>"``."""
+def keep_fresh(
+    model: nn.Module, state: Mapping[str, Tensor], prefixes: Sequence[str]
+) -> tuple[dict[str, Tensor], list[str]]:
+    """``state`` where, under ``prefixes`` only, keys the model lacks are dropped and keys it lacks or cannot
+    take (another shape) are left at the model's own values; returns the state and the keys left fresh.
+
+    What the official EDSR and RCAN loaders do for their up-samplers, so that x3 and x4 fine-tune from x2
+    weights. Everything outside the prefixes stays strict."""
+    if not prefixes:
+        return dict(state), []
+    own = model.state_dict()
+    lax = tuple(prefixes)
+    kept = {k: v for k, v in state.items()
+            if not k.startswith(lax) or (k in own and tuple(own[k].shape) == tuple(v.shape))}
+    fresh = sorted(k for k in own if k.startswith(lax) and k not in kept)
+    kept.update({k: own[k] for k in fresh})
+    return kept, fresh
+
+
+def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, official: str | None = None,
+                    lax_prefixes: Sequence[str] = ()) -> str:
+    """Fill ``net`` (and ``head``) from ``path``; returns ``"ours"`` or ``"official <name>"``. Keys under
+    ``lax_prefixes`` (``net.upsample.``) that do not fit are left at their initialisation (:func:`keep_fresh`)."""
     state = strip_prefixes(load_state_dict_file(path), ["module."])
     parts = _Parts(net, head)
+
+    def load(candidate: Mapping[str, Tensor]) -> None:
+        relaxed, fresh = keep_fresh(parts, _as_parts(candidate), lax_prefixes)
+        load_strict(parts, relaxed, source=f"model.pretrained={path}")
+        if fresh:
+            log.info("model.pretrained=%s: %d tensor(s) under %s left at their initialisation (not in the file "
+                     "or of another shape): %s", path, len(fresh), ", ".join(lax_prefixes), ", ".join(fresh))
+
     try:
-        load_strict(parts, _as_parts(state), source=f"model.pretrained={path}")
+        load(state)
         log.info("loaded pretrained weights (our format) from %s", path)
         return "ours"
     except ValueError as ours_error:
@@ -54,8 +83,7 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
             raise
         bare = strip_prefixes(state, ["net."])
         try:
-            converted = converter_module(official).convert(bare)
-            load_strict(parts, _as_parts(converted), source=f"model.pretrained={path}")
+            load(converter_module(official).convert(bare))
         except ValueError as official_error:
             raise ValueError(
                 f"model.pretrained={path} fits neither our key names nor official {official!r} keys.\n"

@@ -82,6 +82,8 @@ class RestorationModule(L.LightningModule):
         scheduler_interval: ``"epoch"`` (the official recipes) or ``"step"``.
         metrics: the metric protocol (``metrics=<name>``) used for validation and test.
         pretrained: optional weights file loaded into the network before training or evaluation.
+        pretrained_lax: key prefixes (``net.upsample.``) whose tensors may be absent from ``pretrained`` or of
+            another shape there and are then left at their initialisation (fine-tuning x3/x4 from x2).
         official: name of the official network whose released key names ``pretrained`` may use.
         official_parameters: the official implementation's parameter count for this configuration (the
             paper's sizes), or ``None``; informative (``src.summary`` prints it beside the model's own).
@@ -100,6 +102,7 @@ class RestorationModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         pretrained: str | None = None,
+        pretrained_lax: Sequence[str] = (),
         official: str | None = None,
         official_parameters: int | None = None,
         clip_output: bool = True,
@@ -137,7 +140,7 @@ class RestorationModule(L.LightningModule):
         if pretrained:
             from src.training.pretrained import load_pretrained
 
-            load_pretrained(self.net, self.head, pretrained, official=official)
+            load_pretrained(self.net, self.head, pretrained, official=official, lax_prefixes=tuple(pretrained_lax))
 
     # ------------------------------------------------------------------ speed
     def setup(self, stage: str) -> None:

@@ -90,6 +90,7 @@ def test_the_backbone_declares_the_contract(name):
     assert isinstance(net, Backbone), f"{type(net).__name__} does not derive from Backbone"
     assert isinstance(net.in_channels, int) and isinstance(net.out_channels, int)
     assert isinstance(net.multiple, int) and net.multiple >= 1
+    assert isinstance(net.scale, int) and net.scale >= 1
     assert all(isinstance(c, int) and c > 0 for c in net.channels_per_level)
     assert all(isinstance(f, FeatureInfo) for f in net.feature_info)
     names = [f.name for f in net.feature_info]
@@ -120,7 +121,8 @@ def test_a_training_step_on_an_odd_size_reaches_every_parameter(name):
         pytest.skip(f"model={name} is training-free: nothing to train")
     module = copy.deepcopy(model(name)).train()  # the shared copy keeps its untouched batch-norm statistics
     lq = odd_input(module.net)
-    gt = torch.rand(lq.shape[0], module.net.out_channels, *lq.shape[-2:])
+    scale = module.net.scale  # super-resolution networks return scale x the input's size
+    gt = torch.rand(lq.shape[0], module.net.out_channels, lq.shape[-2] * scale, lq.shape[-1] * scale)
     pred, aux, _ = module.net.forward_train(lq, head=module.head)
     assert pred.shape == gt.shape and torch.isfinite(pred).all()
     assert all(v.ndim == 0 and torch.isfinite(v) for v in aux.values()), f"aux losses: {aux}"
@@ -173,7 +175,7 @@ def test_heads_see_what_feature_info_says(name):
     lq = small_input(net)
     with torch.no_grad():
         out, aux = net(lq, head=head)
-    assert out.shape == (1, net.out_channels, *lq.shape[-2:])
+    assert out.shape == (1, net.out_channels, *(side * net.scale for side in lq.shape[-2:]))
     padded = tuple(-(-s // net.multiple) * net.multiple for s in lq.shape[-2:])
     expected = [(f.name, (1, f.channels, padded[0] // f.reduction, padded[1] // f.reduction)) for f in net.feature_info]
     assert [(n, f) for n, f, _ in head.seen] == expected

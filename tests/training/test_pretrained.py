@@ -87,3 +87,26 @@ def test_a_mismatch_is_grouped_with_its_likely_fix(tmp_path):
     assert len(message) < 1000 and len(message.splitlines()) == 3, message
     assert "missing keys (75): body.*.norm.bias (x15), " in message and "body.*.norm.weight (x15)" in message
     assert "likely fix: every missing key belongs to a batch norm" in message and "batch_norm=false" in message
+
+
+@pytest.mark.parametrize("name", ["edsr", "rcan"])
+def test_super_resolution_releases_load_and_fine_tune_other_scales_from_x2(name, tmp_path, reference, caplog):
+    """The released .pt files are plain state dicts; x3/x4 start from x2 weights with the up-sampler left fresh
+    (``model.pretrained_lax``), as the official loaders do, and only where asked."""
+    ref = reference(name)
+    path = tmp_path / f"{name}_x2.pt"
+    torch.save(ref.tensors("weights"), path)
+    model = build_model(compose("train", [f"model={name}_tiny", f"model.pretrained={path}"], tmp_path)).eval()
+    with torch.no_grad():
+        assert (model(ref.tensor("input")) - ref.tensor("output")).abs().max() < 1e-5
+    x4 = [f"model={name}_tiny", "model.backbone.scale=4", f"model.pretrained={path}"]
+    fresh = r"net\.upsample\.1\.conv\.bias, net\.upsample\.1\.conv\.weight"
+    with pytest.raises(ValueError, match=r"missing keys \(2\): " + fresh):
+        build_model(compose("train", x4, tmp_path))
+    with caplog.at_level("INFO"):
+        model = build_model(compose("train", [*x4, "model.pretrained_lax=[net.upsample.]"], tmp_path))
+    assert "net.upsample.1.conv.bias, net.upsample.1.conv.weight" in caplog.text
+    weights = ref.tensors("weights")
+    assert torch.equal(model.net.upsample[0].conv.weight, weights["tail.0.0.weight"])  # same shape: copied
+    assert torch.equal(model.net.body[0].conv1.weight if name == "edsr" else model.net.body[0].blocks[0].conv1.weight,
+                       weights["body.0.body.0.weight"] if name == "edsr" else weights["body.0.body.0.body.0.weight"])

@@ -56,8 +56,11 @@ class Backbone(nn.Module, ABC):
       output back, so callers may pass any size (tiled inference aligns tiles to it).
     * ``channels_per_level``: the feature width of each scale level, finest first (empty: single scale).
     * ``feature_info``: where a head may act (:class:`FeatureInfo`, in call order); empty: no head fits.
+    * ``scale``: how many times larger than ``lq`` the output is on each side (super-resolution networks
+      such as EDSR: 2, 3, 4); 1 for every restorer that keeps the size.
 
-    ``forward(lq, head=None)`` returns ``(image, aux_losses)``: the restored image, the size of ``lq``, and a
+    ``forward(lq, head=None)`` returns ``(image, aux_losses)``: the restored image, ``scale`` times the size
+    of ``lq``, and a
     (possibly empty) dict of scalar auxiliary losses (a head's balance loss, AirNet's contrastive loss) that
     training adds to the objective. ``forward_train`` also returns the further outputs a loss may ask for.
     """
@@ -67,6 +70,7 @@ class Backbone(nn.Module, ABC):
     multiple: int = 1
     channels_per_level: Sequence[int] = ()
     feature_info: Sequence[FeatureInfo] = ()
+    scale: int = 1
 
     @abstractmethod
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
