@@ -19,7 +19,7 @@ from src.eval import evaluate
 from src.results.record import read_json
 from src.train import train
 from src.utils.errors import ConfigError
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, compose
 from tests.helpers import configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,11 +166,16 @@ def test_missing_benchmark_data_fails_fast_with_a_clear_message(tmp_path):
 
 
 @pytest.mark.parametrize("model", [name for name in configs("model") if name != "default"])
-def test_every_model_config_trains_in_the_suite(tiny_cfg, model):
+def test_every_model_config_trains_in_the_suite(tiny_cfg, model, tmp_path):
     """fast_dev_run of every ``conf/model`` config at its own (paper) size on one family and small images:
     one optimiser step and one validation batch through the Trainer, as ``python -m src.train`` runs them."""
-    cfg = tiny_cfg(f"model={model}", "debug=fdr", "data.families=[noise]",
-                   "data.batch_size=2", "data.test_source.max_side=40", "model/scheduler=none")
+    cfg = tiny_cfg(f"model={model}", "debug=fdr", "data.families=[noise]", "data.batch_size=2",
+                   "data.test_source.max_side=40", "model/scheduler=none")
+    scale = OmegaConf.select(cfg, "model.backbone.scale", default=1)
+    if scale > 1:  # super-resolution networks train on data=sr at their scale (the tiny run's data keys differ)
+        cfg = compose("train", [f"model={model}", "debug=fdr", "data=sr", f"data.scale={scale}", "data.lr_patch=12",
+                                "data.embedded_max_side=48", "data.batch_size=2", "model/scheduler=none",
+                                *[o for o in TINY_RUN if not o.startswith(("model", "data"))]], tmp_path)
     if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
         pytest.skip(f"model={model} is a grayscale network; the synthetic data is RGB (model=dncnn_color is not)")
     if cfg.model.training_free:

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
+from src.data.imresize import resize_batch
 from src.utils.atomic import write_atomic
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class ImagePanels(Callback):
             return
         lq, gt = batch["lq"][:need], batch["gt"][:need]
         pred = pl_module(lq).float().clamp(0.0, 1.0)
+        lq = resize_batch(lq.float(), gt.shape[-2:])  # a super-resolution input: shown and scored at the target's size
         names = batch.get("name") or [f"{batch_idx:05d}_{i}" for i in range(len(lq))]
         protocol = getattr(pl_module, "protocol", None)
         scores = [protocol.per_image(x.float(), gt.float())["psnr"] if protocol is not None else None

@@ -87,7 +87,8 @@ class Preflight(L.Callback):
         try:
             probe = copy.deepcopy(pl_module)
             with left_as_found(probe, device):
-                probes = probe_steps(probe, device, probe_sides(multiple, self.patch_size), dtype, channels_last)
+                probes = probe_steps(probe, device, probe_sides(multiple, self.patch_size), dtype, channels_last,
+                                     scale=int(getattr(getattr(pl_module, "net", None), "scale", 1) or 1))
             del probe
         except (KeyError, TypeError, NotImplementedError) as err:  # an objective that needs more than lq/gt
             log.warning("preflight: no estimate for this model (%s: %s)", type(err).__name__, err)

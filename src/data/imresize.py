@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 
 def cubic(t: np.ndarray) -> np.ndarray:
@@ -57,17 +58,37 @@ def _resize_axis(image: np.ndarray, axis: int, out_length: int, scale: float, an
     return np.moveaxis(out, 0, axis)
 
 
-def imresize(image: np.ndarray, scale: float, antialiasing: bool = True) -> np.ndarray:
-    """``image`` (H x W or H x W x C, float) resized by ``scale`` as MATLAB's ``imresize(image, scale)``;
-    computed in float64, returned in the input's float dtype (no rounding: quantise separately for 8-bit)."""
-    if scale <= 0:
-        raise ValueError(f"imresize scale must be positive, got {scale}")
+def imresize(image: np.ndarray, scale: float | None = None, antialiasing: bool = True,
+             out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``image`` (H x W or H x W x C, float) resized as MATLAB's ``imresize(image, scale)`` or, with
+    ``out_shape``, ``imresize(image, out_shape)`` (each axis at its own scale, out / in); computed in float64,
+    returned in the input's float dtype (no rounding: quantise separately for 8-bit)."""
     if image.ndim not in (2, 3):
         raise ValueError(f"imresize expects an H x W or H x W x C image, got shape {image.shape}")
+    if out_shape is None:
+        if scale is None or scale <= 0:
+            raise ValueError(f"imresize scale must be positive, got {scale}")
+        # rounded first: 255 * (1 / 3) must give 85, not 86 from a last-bit excess
+        sizes = [math.ceil(round(scale * n, 9)) for n in image.shape[:2]]
+        scales = [float(scale)] * 2
+    else:
+        if min(out_shape) < 1:
+            raise ValueError(f"imresize out_shape must be positive, got {out_shape}")
+        sizes = [int(n) for n in out_shape]
+        scales = [out / n for out, n in zip(sizes, image.shape[:2])]
     dtype = image.dtype if np.issubdtype(image.dtype, np.floating) else np.float64
     out = image.astype(np.float64)
-    # rounded first: 255 * (1 / 3) must give 85, not 86 from a last-bit excess
-    sizes = [math.ceil(round(scale * n, 9)) for n in image.shape[:2]]
-    for axis in (0, 1):  # equal scales on both axes: MATLAB's order is rows first
-        out = _resize_axis(out, axis, sizes[axis], scale, antialiasing)
+    # MATLAB resizes the axis of the smaller scale first (rows on a tie)
+    for axis in sorted((0, 1), key=lambda a: scales[a]):
+        out = _resize_axis(out, axis, sizes[axis], scales[axis], antialiasing)
     return out.astype(dtype)
+
+
+def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A B x C x H x W batch resized to ``size`` with :func:`imresize` (on the CPU, per image): what the field
+    compares a super-resolved image with (its "Bicubic" row) and how a same-size restorer sees the input."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    images = x.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+    out = np.stack([imresize(image, out_shape=size) for image in images])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype)

@@ -3,7 +3,8 @@
 Three wrappers that compose (``infer`` does it for a config): ``padded`` pads to the network's multiple and
 crops back; ``self_ensemble`` averages the eight flips/rotations; ``tiled`` splits a large image into
 overlapping tiles and blends their outputs with a separable raised-cosine window, so memory is bounded by
-the tile, not the image, and no seams show. Every function maps ``B x C x H x W -> B x C' x H x W``.
+the tile, not the image, and no seams show. Every function maps ``B x C x H x W -> B x C' x sH x sW``
+(``s`` = 1 but for super-resolution networks, whose output scale is read from the first call).
 """
 
 from __future__ import annotations
@@ -24,10 +25,21 @@ def padded(fn: ImageFn, multiple: int) -> ImageFn:
     """``fn`` on the input reflect-padded (bottom/right) to ``multiple``, cropped back to the input size."""
 
     def run(x: Tensor) -> Tensor:
-        image, size = pad_to_multiple(x, multiple)
-        return crop_to(fn(image), size)
+        image, (height, width) = pad_to_multiple(x, multiple)
+        out = fn(image)
+        scale = output_scale(image, out)
+        return crop_to(out, (height * scale, width * scale))
 
     return run
+
+
+def output_scale(x: Tensor, out: Tensor) -> int:
+    """How many times larger than its input ``fn``'s output is (super-resolution networks: 2, 3, 4; else 1)."""
+    scale, rest = divmod(out.shape[-2], x.shape[-2])
+    if rest or out.shape[-1] != x.shape[-1] * scale:
+        raise ValueError(f"a network's output {tuple(out.shape[-2:])} is no whole multiple of its input "
+                         f"{tuple(x.shape[-2:])}")
+    return scale
 
 
 def _forward_transform(x: Tensor, rotations: int, flip: bool) -> Tensor:
@@ -104,21 +116,26 @@ def tiled(fn: ImageFn, x: Tensor, tile: int, overlap: int, tile_batch: int = 1) 
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     positions = [(top, left) for top in rows for left in cols]
     out: Tensor | None = None
-    weight_sum = torch.zeros(1, 1, height, width, dtype=torch.float32, device=x.device)
+    weight_sum: Tensor | None = None
+    s = 1  # the output's scale (super-resolution), known from the first tile; tiles and ramps scale with it
     batch = x.shape[0]
     for first in range(0, len(positions), tile_batch):
         chunk = positions[first : first + tile_batch]
         crops = torch.cat([x[..., t : t + th, l : l + tw] for t, l in chunk])
-        results = fn(crops).float().split(batch)
+        outputs = fn(crops).float()
+        results = outputs.split(batch)
+        if out is None:
+            s = output_scale(crops, outputs)
+            out = torch.zeros(batch, outputs.shape[1], height * s, width * s, dtype=torch.float32, device=x.device)
+            weight_sum = torch.zeros(1, 1, height * s, width * s, dtype=torch.float32, device=x.device)
+        assert weight_sum is not None
         for (top, left), result in zip(chunk, results):
-            if out is None:
-                out = torch.zeros(batch, result.shape[1], height, width, dtype=torch.float32, device=x.device)
-            wy = ramp(th, overlap, rise=top > 0, fall=top + th < height)
-            wx = ramp(tw, overlap, rise=left > 0, fall=left + tw < width)
+            wy = ramp(th * s, overlap * s, rise=top > 0, fall=top + th < height)
+            wx = ramp(tw * s, overlap * s, rise=left > 0, fall=left + tw < width)
             weight = torch.outer(wy, wx).to(device=x.device, dtype=torch.float32)
-            out[..., top : top + th, left : left + tw] += result * weight
-            weight_sum[..., top : top + th, left : left + tw] += weight
-    assert out is not None  # at least one tile always exists
+            out[..., top * s : (top + th) * s, left * s : (left + tw) * s] += result * weight
+            weight_sum[..., top * s : (top + th) * s, left * s : (left + tw) * s] += weight
+    assert out is not None and weight_sum is not None  # at least one tile always exists
     return (out / weight_sum).to(x.dtype)
 
 

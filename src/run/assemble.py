@@ -205,6 +205,7 @@ def for_training(cfg: DictConfig) -> Assembled:
     datamodule = build(cfg.data, "data")
     log.info("building model <%s>", cfg.model.get("_target_"))
     model = build_model(cfg)
+    check_scales(datamodule, model)
     model.run_config = run_config(cfg)
     continue_logger_runs(cfg)
     if cfg.get("ckpt_path") and cfg.get("logger", {}).get("wandb", {}).get("id"):
@@ -212,6 +213,24 @@ def for_training(cfg: DictConfig) -> Assembled:
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
     return Assembled(cfg, datamodule, model, trainer, loggers)
+
+
+def check_scales(datamodule: Any, model: Any) -> None:
+    """The network's output scale must be what the data asks of it: a super-resolution network's ``scale`` the
+    data's (``data=sr``: ``data.scale``), and a same-size restorer must get inputs at the target's size."""
+    wanted = int(getattr(datamodule, "output_scale", 1))
+    has = int(getattr(getattr(model, "net", None), "scale", 1))
+    if wanted == has:
+        return
+    if has == 1:
+        raise ConfigError(f"the data gives inputs {wanted} times smaller than the targets, but this network keeps "
+                          "the size: set data.degradation.upsample=true (the bicubic-up-sampled input, as SRCNN "
+                          "takes it) or choose a super-resolution model (model=edsr, rcan)")
+    if wanted == 1:
+        raise ConfigError(f"model.backbone.scale={has} but the data is x1 (inputs at the targets' size): a "
+                          f"super-resolution network needs data=sr data.scale={has}")
+    raise ConfigError(f"model.backbone.scale={has} but the data is x{wanted}: set data.scale={has} or "
+                      f"model.backbone.scale={wanted}")
 
 
 def untrained(cfg: DictConfig) -> bool:
@@ -264,6 +283,7 @@ def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled
         show_config(cfg, cfg.paths.output_dir)  # after the checkpoint's groups are merged: what is evaluated
     datamodule = build(cfg.data, "data")
     model = _weighted_model(cfg, state)
+    check_scales(datamodule, model)
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
     return Assembled(cfg, datamodule, model, trainer, loggers)

@@ -81,7 +81,7 @@ def probe_sides(multiple: int, patch: int) -> tuple[int, int]:
 
 
 def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int], dtype: torch.dtype | None,
-                channels_last: bool = False) -> list[Probe] | None:
+                channels_last: bool = False, scale: int = 1) -> list[Probe] | None:
     """Batch-1 training steps (forward, loss, backward) at the two sides, measured and timed; ``None`` where
     peaks cannot be measured.
 
@@ -97,7 +97,8 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
     generator = torch.Generator().manual_seed(0)
     inputs = {}
     for side in sides:
-        lq, gt = (torch.rand(1, 3, side, side, generator=generator).to(device) for _ in range(2))
+        lq = torch.rand(1, 3, side, side, generator=generator).to(device)
+        gt = torch.rand(1, 3, side * scale, side * scale, generator=generator).to(device)  # SR: scale x larger
         inputs[side] = (lq.contiguous(memory_format=torch.channels_last) if channels_last else lq, gt)
     small, large = sides
     probes: dict[int, Probe] = {}

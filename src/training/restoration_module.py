@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from src.data.imresize import resize_batch
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
@@ -326,7 +327,8 @@ class RestorationModule(L.LightningModule):
         if self.clip_output:
             pred = pred.clamp(0.0, 1.0)
         restored = self.protocol.per_image(pred, gt.float())
-        degraded = self.protocol.per_image(lq.float(), gt.float())
+        # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row
+        degraded = self.protocol.per_image(resize_batch(lq.float(), gt.shape[-2:]), gt.float())
         for q in self.protocol.quantities:
             self.meters[f"{stage}|{q}|{benchmark}"].update(restored[q])
             self.meters[f"{stage}|input_{q}|{benchmark}"].update(degraded[q])

@@ -50,9 +50,17 @@ def run_name(task: str, overrides: str) -> str:
     return f"{task} {overrides}" if overrides else task
 
 
+def network_patch(lr_patch: int, scale: int, upsampled: bool) -> int:
+    """``${network_patch:lr,scale,upsampled}``: the network's input side in super-resolution training (the
+    low-resolution patch, or the high-resolution one where the input is up-sampled to it)."""
+    return int(lr_patch) * int(scale) if upsampled else int(lr_patch)
+
+
 def register_resolvers() -> None:
-    """Make ``${unique_dir:...}`` and ``${run_name:...}`` known to OmegaConf; call before Hydra composes (the
-    entry modules do)."""
+    """Make ``${unique_dir:...}``, ``${run_name:...}`` and ``${network_patch:...}`` known to OmegaConf; call
+    before Hydra composes (the entry modules do)."""
+    if not OmegaConf.has_resolver("network_patch"):
+        OmegaConf.register_new_resolver("network_patch", network_patch)
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, claim_unique_dir, use_cache=True)
     if not OmegaConf.has_resolver(NAME_RESOLVER):

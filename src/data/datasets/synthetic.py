@@ -82,8 +82,14 @@ class DegradedPatches(Dataset):
         }
 
 
+#: where a benchmark image is cropped to ``crop_multiple``: its centre (PromptIR's protocol) or from the top
+#: left (the super-resolution papers' ``modcrop``)
+CROP_ANCHORS = ("center", "top_left")
+
+
 class DegradedImages(Dataset):
-    """A fixed synthetic benchmark: whole images, centre-cropped to ``crop_multiple``, degraded once.
+    """A fixed synthetic benchmark: whole images, cropped to ``crop_multiple`` (centre, or from the top left
+    with ``crop_anchor="top_left"``), degraded once.
 
     The degradation of image ``i`` is keyed by ``(seed, i, benchmark)`` only, so the test pixels are the
     same on every run, in any order and any worker; degraded pairs are cached after the first access.
@@ -97,9 +103,13 @@ class DegradedImages(Dataset):
         family: str | None = None,
         seed: int = 0,
         crop_multiple: int = 16,
+        crop_anchor: str = "center",
     ) -> None:
         if len(source) == 0:
             raise ValueError(f"the clean-image source of benchmark {benchmark!r} is empty")
+        if crop_anchor not in CROP_ANCHORS:
+            raise ValueError(f"crop_anchor must be one of {CROP_ANCHORS}, got {crop_anchor!r}")
+        self.crop_anchor = crop_anchor
         self.source = source
         self.degradation = degradation
         self.benchmark = benchmark
@@ -114,7 +124,11 @@ class DegradedImages(Dataset):
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The (degraded, clean) float32 HxWxC arrays of image ``index``."""
         if index not in self._cache:
-            gt = as_float(center_crop_to_multiple(self.source[index], self.crop_multiple))
+            image = self.source[index]
+            if self.crop_anchor == "top_left":
+                image = image[: image.shape[0] // self.crop_multiple * self.crop_multiple,
+                              : image.shape[1] // self.crop_multiple * self.crop_multiple]
+            gt = as_float(center_crop_to_multiple(image, self.crop_multiple))
             lq = self.degradation(gt, rng_for(self.seed, index, self.benchmark))
             self._cache[index] = (lq, gt)
         return self._cache[index]

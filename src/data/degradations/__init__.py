@@ -8,6 +8,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from .base import Degradation, rng_for  # noqa: E402
 from .blur import Blur, DefocusBlur, MotionBlur  # noqa: E402
+from .downsample import BicubicDownsample  # noqa: E402
 from .haze import AtmosphericHaze  # noqa: E402
 from .jpeg import JPEGCompression  # noqa: E402
 from .lowlight import LowLight  # noqa: E402
@@ -17,6 +18,7 @@ from .sequence import Sequence  # noqa: E402
 
 __all__ = [
     "AtmosphericHaze",
+    "BicubicDownsample",
     "Blur",
     "DefocusBlur",
     "Degradation",

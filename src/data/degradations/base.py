@@ -37,6 +37,11 @@ class Degradation(ABC):
 
     #: the family name used in configs, batch fields and metric keys
     family: str = ""
+    #: how many times smaller than its input the output is on each side (super-resolution's ``sr``: 2, 3, 4;
+    #: its input sides must then be multiples of it); 1 for every family that keeps the size
+    scale: int = 1
+    #: true for an operator that draws nothing (the same output for every key)
+    deterministic: bool = False
 
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:

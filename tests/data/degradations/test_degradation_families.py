@@ -214,3 +214,20 @@ def test_sequence_prefixes_params_and_applies_in_order(photo: np.ndarray) -> Non
     out = seq(photo, rng_for(18))
     assert out.mean() < 0.5 * photo.mean()  # low light happened
     assert laplacian_variance(out) > laplacian_variance(LowLight()(photo, rng_for(18)))  # then noise
+
+
+def test_sr_is_matlab_bicubic_on_8_bit_levels_and_upsamples_back_when_asked(photo: np.ndarray) -> None:
+    from src.data.degradations import BicubicDownsample
+    from src.data.imresize import imresize
+
+    hr = photo[:60, :84]
+    lr = BicubicDownsample(scale=3)(hr, rng_for(0))
+    assert lr.shape == (20, 28, 3)
+    levels = np.clip(np.rint(imresize(hr, 1 / 3) * 255), 0, 255)
+    assert np.array_equal(np.rint(lr * 255), levels)
+    same = BicubicDownsample(scale=3, upsample=True)(hr, rng_for(0))
+    assert same.shape == hr.shape and np.abs(same - hr).mean() < 0.1
+    with pytest.raises(ValueError, match="not a multiple of the scale"):
+        BicubicDownsample(scale=4)(hr[:30], rng_for(0))
+    with pytest.raises(ValueError, match="whole number >= 2"):
+        BicubicDownsample(scale=1)

@@ -1,0 +1,77 @@
+"""``data=sr``: super-resolution as a family: bicubic low-resolution inputs made on the fly from HR images.
+
+Training takes random HR patches of ``lr_patch * scale`` pixels from a folder (DIV2K's ``DIV2K_train_HR``)
+or, with none given, from the photographs that ship with scikit-image; the test sets are folders of HR
+images under ``test_root`` (Set5, Set14, B100, Urban100, Manga109), each cropped from the top left to a multiple
+of the scale (the papers' ``modcrop``) and down-sampled once with MATLAB's bicubic. Evaluate them as the
+papers do with ``metrics=sr`` (Y channel, ``crop_border`` = scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from src.data.datamodule import RestorationDataModule
+from src.data.datasets.sources import EmbeddedImages, FolderImages
+from src.data.datasets.synthetic import DegradedImages, DegradedPatches
+from src.data.degradations.downsample import BicubicDownsample
+from src.utils.errors import DataError
+
+#: sub-folders that hold a test set's HR images in the common layouts (EDSR's benchmark folders, BasicSR's
+#: ``GTmod12``), tried in order; the set's folder itself when none exists
+HR_FOLDERS = ("HR", "GTmod12", "GTmod4", "hr")
+
+
+def hr_folder(root: Path, name: str) -> Path:
+    """The folder of test set ``name``'s HR images under ``root``."""
+    folder = root / name
+    if not folder.is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise DataError(f"test set {name!r}: no folder {folder} (data.test_root holds: "
+                        f"{', '.join(present) or 'nothing'}); set data.test_sets to the sets you have")
+    return next((folder / sub for sub in HR_FOLDERS if (folder / sub).is_dir()), folder)
+
+
+def sr_datamodule(
+    degradation: BicubicDownsample,
+    scale: int | None = None,
+    train_root: str | None = None,
+    test_root: str | None = None,
+    test_sets: Sequence[str] = ("Set5", "Set14", "B100", "Urban100", "Manga109"),
+    lr_patch: int = 48,
+    embedded_max_side: int | None = None,
+    patch_size: int | None = None,
+    seed: int = 0,
+    **loader_options: Any,
+) -> RestorationDataModule:
+    """One training family (``sr``) and one benchmark per test set, named ``<set>_x<scale>`` (lower case).
+
+    ``patch_size`` is the network's input side in training, for the memory preflight: it must equal
+    ``lr_patch`` (the config sets it so), or ``lr_patch * scale`` for up-sampled inputs."""
+    if not isinstance(degradation, BicubicDownsample):
+        raise TypeError(f"data=sr needs data.degradation to be a BicubicDownsample, got {type(degradation).__name__}")
+    if scale is not None and scale != degradation.factor:
+        raise ValueError(f"data.scale={scale} but data.degradation.scale={degradation.factor}: set data.scale only")
+    scale = degradation.factor
+    network_patch = lr_patch * scale if degradation.upsample else lr_patch
+    if patch_size is not None and patch_size != network_patch:
+        raise ValueError(f"data.patch_size={patch_size} is the network's input side, {network_patch} here; set "
+                         "data.lr_patch instead")
+    train_source = FolderImages(train_root) if train_root else EmbeddedImages("train", max_side=embedded_max_side)
+    train = {"sr": DegradedPatches(train_source, degradation, patch_size=lr_patch * scale, family="sr", seed=seed)}
+    if test_root:
+        sources = {name: FolderImages(hr_folder(Path(test_root).expanduser(), name)) for name in test_sets}
+    else:
+        sources = {"synth": EmbeddedImages("test", max_side=embedded_max_side)}
+    evaluation = {
+        f"{name.lower()}_x{scale}": DegradedImages(source, degradation, benchmark=f"{name.lower()}_x{scale}",
+                                                   family="sr", crop_multiple=scale, crop_anchor="top_left")
+        for name, source in sources.items()
+    }
+    datamodule = RestorationDataModule(train=train, val=evaluation, test=evaluation, seed=seed, **loader_options)
+    # what the network must do to the input's size (read by the run assembly): the scale, or 1 for an input
+    # already up-sampled to the target's size
+    datamodule.output_scale = 1 if degradation.upsample else scale
+    return datamodule
