@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from src.utils.run_dir import claim_unique_dir, register_resolvers
 
 
+@pytest.mark.slow  # many threads racing for one name: 5 s
 def test_concurrent_claims_of_one_name_get_distinct_folders(tmp_path):
     base = str(tmp_path / "runs" / "2026-12-04_08-00-00")
     with ThreadPoolExecutor(8) as pool:

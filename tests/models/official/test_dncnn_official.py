@@ -104,6 +104,7 @@ def released_25(shared_dir: Path) -> torch.nn.Module:
     return from_official("dncnn", RELEASED_25, state_dict)
 
 
+@pytest.mark.slow  # 12 s on 2 cores: full-size images through the 17-layer network
 def test_released_sigma25_model_denoises_bsd68(released_25: torch.nn.Module, shared_dir: Path) -> None:
     """First 4 BSD68 images (sorted): ~20.5 dB noisy, 29.29 dB restored (all 68: 29.23 dB, experiments/dncnn_bsd68)."""
     folder = shared_dir / "data" / "test" / "denoise" / "BSD68_gray"
