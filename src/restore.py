@@ -154,6 +154,38 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class Restorer:
+    """The model as one function of the image: a conditioned network (InstructIR) gets the instruction's
+    condition, repeated for every image of a call (tiles come in batches)."""
+
+    def __init__(self, model: Any, condition: torch.Tensor | None = None) -> None:
+        self.model, self.net, self.condition = model, model.net, condition
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.condition is None:
+            return self.model(x)
+        return self.model(x, condition=self.condition.to(x.device).expand(x.shape[0], -1))
+
+
+def conditioned(model: Any, instruction: str | None) -> Restorer:
+    """``model`` with the condition of ``instruction`` where its network takes one; an instruction for a
+    network that takes none, or none for one that needs it, is a ConfigError."""
+    dim = getattr(model.net, "condition_dim", 0)
+    if not dim:
+        if instruction:
+            raise ConfigError(f"instruction={instruction!r}: {type(model.net).__name__} takes no instruction")
+        return Restorer(model)
+    if not instruction:
+        raise ConfigError(f"{type(model.net).__name__} restores by instruction: set instruction=\"remove the rain\" "
+                          "(or another family it knows)")
+    try:
+        with torch.no_grad():
+            condition = model.instruction.for_instruction(str(instruction))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return Restorer(model, condition.detach())
+
+
 def restore_file(model: Any, options: InferenceConfig, device: torch.device, source: Path, target: Path,
                  budget: Callable[[InferenceConfig, int, int], InferenceConfig] = lambda o, h, w: o) -> str | None:
     """Read, restore and write one image (``ValueError`` when it cannot be read); returns a note, if any.
@@ -236,7 +268,8 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
     _check_writable(Path(cfg.output))
     device = pick_device(cfg.get("device", "auto"))
     model = load_restorer(cfg, overridden).to(device)
-    budget = MemoryBudget(model, device)
+    restorer = conditioned(model, cfg.get("instruction"))
+    budget = MemoryBudget(restorer, device)
     report = RestoreReport(output=Path(cfg.output).resolve(), ignored=todo.ignored, skipped=dict(todo.unusable))
     for path, reason in todo.unusable.items():
         log.warning("skipped %s: %s", path, reason)
@@ -246,7 +279,7 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
         for source, target in todo.pairs:
             progress.update(task, description=source.name)
             try:
-                note = restore_file(model, options, device, source, target, budget)
+                note = restore_file(restorer, options, device, source, target, budget)
             except WriteError:
                 raise  # a full disk or a read-only folder fails every later file too
             except Exception as err:

@@ -45,7 +45,7 @@ def summarise(cfg: DictConfig, resolution: tuple[int, int] = (256, 256)) -> dict
         "parameters": count_parameters(parts),
         "official_parameters": model.official_parameters,
         "trainable_parameters": count_parameters(parts, trainable_only=True),
-        "flops": count_flops(meta.eval(), (1, net.in_channels, h, w)),
+        "flops": count_flops(meta.eval(), (1, net.in_channels, h, w), net.condition_dim),
         "resolution": (h, w),
         "channels_per_level": list(net.channels_per_level),
         "head_positions": [(f.name, f.channels, f.reduction) for f in net.feature_info],

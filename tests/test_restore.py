@@ -330,3 +330,26 @@ def test_each_image_gives_a_plain_progress_line(tmp_path, weights, caplog):
         run(tmp_path, source, tmp_path / "out", ckpt=weights["ckpt"])
     lines = [r.getMessage() for r in caplog.records if "images," in r.getMessage()]
     assert [line.split(",")[0] for line in lines] == ["1 of 3 images", "2 of 3 images", "3 of 3 images"]
+
+
+def test_an_instruction_guided_model_restores_what_the_instruction_names(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(compose("train", ["model=instructir_tiny"], tmp_path)).eval()
+    with torch.no_grad():  # make the instruction matter (at initialisation every ICB is the identity)
+        for block in [*model.net.enc_cond, *model.net.dec_cond]:
+            block.gamma.normal_()
+            block.beta.normal_()
+    x = torch.rand(2, 3, 20, 24)
+    rain = restore_module.conditioned(model, "Remove the rain, please")
+    haze = restore_module.conditioned(model, "it is foggy")
+    with torch.no_grad():
+        expected = model(x, condition=model.instruction.for_families(["rain", "rain"])[0])
+        assert torch.allclose(rain(x), expected, atol=1e-6)
+        assert not torch.allclose(haze(x), expected, atol=1e-3)
+    with pytest.raises(ConfigError, match="restores by instruction: set instruction="):
+        restore_module.conditioned(model, None)
+    with pytest.raises(ConfigError, match="names no family"):
+        restore_module.conditioned(model, "make it pretty")
+    plain = build_model(compose("train", ["model=restormer_tiny"], tmp_path))
+    with pytest.raises(ConfigError, match="takes no instruction"):
+        restore_module.conditioned(plain, "remove the rain")

@@ -49,12 +49,13 @@ class Trainee(nn.Module):
         return self.module.head
 
     def forward(self, lq: Tensor, gt: Tensor) -> Tensor:
-        return self.module.training_loss({"lq": lq, "gt": gt})[0]
+        return self.module.training_loss({"lq": lq, "gt": gt, **self.module.example_fields(lq.shape[0])})[0]
 
     def restore(self, lq: Tensor) -> Tensor:
         """Inference as ``RestorationModule.forward`` computes it, but through the (possibly compiled) network
         itself, so ``--compile-inference`` can time compiled inference."""
-        return self.net(lq, head=self.head)[0]
+        condition, _ = self.module.condition_for({"lq": lq, **self.module.example_fields(lq.shape[0])})
+        return self.net(lq, head=self.head, **({} if condition is None else {"condition": condition}))[0]
 
 
 @dataclass

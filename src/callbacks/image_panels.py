@@ -124,7 +124,11 @@ class ImagePanels(Callback):
         if need <= 0:
             return
         lq, gt = batch["lq"][:need], batch["gt"][:need]
-        pred = pl_module(lq).float().clamp(0.0, 1.0)
+        if hasattr(pl_module, "predict"):  # a conditioned network takes its condition from the batch
+            pred = pl_module.predict({**batch, "lq": lq, "family": list(batch["family"])[:need]})
+        else:
+            pred = pl_module(lq)
+        pred = pred.float().clamp(0.0, 1.0)
         lq = resize_batch(lq.float(), gt.shape[-2:])  # a super-resolution input: shown and scored at the target's size
         names = batch.get("name") or [f"{batch_idx:05d}_{i}" for i in range(len(lq))]
         protocol = getattr(pl_module, "protocol", None)

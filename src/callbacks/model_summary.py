@@ -27,5 +27,7 @@ class ModelSummaryWithFlops(RichModelSummary):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if pl_module.example_input_array is None and hasattr(pl_module, "net"):
             size = self.input_size
-            pl_module.example_input_array = torch.zeros(1, pl_module.net.in_channels, size, size)
+            image = torch.zeros(1, pl_module.net.in_channels, size, size)
+            dim = getattr(pl_module.net, "condition_dim", 0)  # a conditioned network: (image, condition)
+            pl_module.example_input_array = (image, torch.zeros(1, dim)) if dim else image
         super().on_fit_start(trainer, pl_module)

@@ -88,7 +88,9 @@ class Preflight(L.Callback):
             probe = copy.deepcopy(pl_module)
             with left_as_found(probe, device):
                 probes = probe_steps(probe, device, probe_sides(multiple, self.patch_size), dtype, channels_last,
-                                     scale=int(getattr(getattr(pl_module, "net", None), "scale", 1) or 1))
+                                     scale=int(getattr(getattr(pl_module, "net", None), "scale", 1) or 1),
+                                     fields=pl_module.example_fields(1) if hasattr(pl_module, "example_fields")
+                                     else {})
             del probe
         except (KeyError, TypeError, NotImplementedError) as err:  # an objective that needs more than lq/gt
             log.warning("preflight: no estimate for this model (%s: %s)", type(err).__name__, err)

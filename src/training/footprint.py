@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,7 +82,8 @@ def probe_sides(multiple: int, patch: int) -> tuple[int, int]:
 
 
 def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int], dtype: torch.dtype | None,
-                channels_last: bool = False, scale: int = 1) -> list[Probe] | None:
+                channels_last: bool = False, scale: int = 1,
+                fields: dict[str, Any] | None = None) -> list[Probe] | None:
     """Batch-1 training steps (forward, loss, backward) at the two sides, measured and timed; ``None`` where
     peaks cannot be measured.
 
@@ -111,7 +113,7 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
         start = time.perf_counter()
         lq, gt = inputs[side]
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = module.training_loss({"lq": lq, "gt": gt})[0]
+            loss = module.training_loss({"lq": lq, "gt": gt, **(fields or {})})[0]
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -14,7 +14,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
+def count_flops(model: nn.Module, input_size: Sequence[int], condition_dim: int = 0) -> int:
     """FLOPs of one forward on a zero input of ``input_size`` (e.g. ``(1, 3, 256, 256)``).
 
     Counted by PyTorch's ``FlopCounterMode`` (convolutions and matrix products, one multiply-add = 2 FLOPs;
@@ -25,7 +25,9 @@ def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
     x = torch.zeros(*input_size, device=device, dtype=dtype)
+    # a conditioned network (InstructIR) is called with a zero condition of its width
+    extra = {"condition": torch.zeros(x.shape[0], condition_dim, device=device, dtype=dtype)} if condition_dim else {}
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(x)
+        model(x, **extra)
     return counter.get_total_flops()

@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.data.imresize import resize_batch
@@ -88,6 +89,8 @@ class RestorationModule(L.LightningModule):
         official: name of the official network whose released key names ``pretrained`` may use.
         official_parameters: the official implementation's parameter count for this configuration (the
             paper's sizes), or ``None``; informative (``src.summary`` prints it beside the model's own).
+        instruction: for a network with a condition (``backbone.condition_dim``): what makes it
+            (:mod:`src.models.instruction`); ``intent_weight`` weighs its intent classifier's cross-entropy.
         speed: the ``speed`` config group (``compile``, ``compile_mode``, ``channels_last``, ``fused_adamw``;
             each ``"auto"``, true or false; ``None``: all auto). Resolved for the Trainer's device in
             ``setup``; a module used without a Trainer runs as the baseline (eager, contiguous).
@@ -109,11 +112,16 @@ class RestorationModule(L.LightningModule):
         clip_output: bool = True,
         training_free: bool = False,
         speed: Mapping[str, Any] | None = None,
+        instruction: nn.Module | None = None,
+        intent_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.net = backbone
+        #: makes a conditioned network's condition from a batch or a user's instruction (InstructIR)
+        self.instruction = instruction
+        self.intent_weight = float(intent_weight)
         self.head = head(feature_info=backbone.feature_info) if head is not None else None
         self.loss = loss
         self.optimizer_factory = _checked_optimizer(optimizer)
@@ -204,12 +212,34 @@ class RestorationModule(L.LightningModule):
                  steps, self._compile_min_steps)
 
     # ------------------------------------------------------------------ forward and training
-    def forward(self, lq: Tensor) -> Tensor:
-        """Inference; a compiled network runs eagerly here (images of many sizes would recompile per size)."""
+    def forward(self, lq: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Inference; a compiled network runs eagerly here (images of many sizes would recompile per size).
+        ``condition``: the per-image condition of a conditioned network (InstructIR's instruction embedding)."""
         settings = self.speed or SpeedSettings.baseline()
+        extra = {} if condition is None else {"condition": condition}
         with eager(settings):
-            pred, _ = self.net(prepare_input(lq, settings), head=self.head)
+            pred, _ = self.net(prepare_input(lq, settings), head=self.head, **extra)
         return pred
+
+    def condition_for(self, batch: Mapping[str, Any]) -> tuple[Tensor | None, Tensor | None]:
+        """A conditioned network's condition for ``batch`` (from its families) and the intent logits; ``None``s
+        for every other network."""
+        if not self.net.condition_dim:
+            return None, None
+        if self.instruction is None:
+            raise ConfigError(f"{type(self.net).__name__} is conditioned on an instruction: set model/instruction=...")
+        return self.instruction.for_families(list(batch["family"]))
+
+    def example_fields(self, batch: int) -> dict[str, Any]:
+        """Batch fields besides the images that the objective needs, for ``batch`` made-up images (the memory
+        preflight, the benchmark): an instruction-guided network's family; nothing for every other."""
+        families = getattr(self.instruction, "families", None)
+        return {"family": [families[0]] * batch} if families else {}
+
+    def predict(self, batch: Mapping[str, Any]) -> Tensor:
+        """The restored images of an evaluation batch (its condition taken from it where the network has one)."""
+        condition, _ = self.condition_for(batch)
+        return self(batch["lq"], condition=condition)
 
     def _sparse_modules(self) -> list[SparselyUsed]:
         if self._sparse is None:
@@ -230,8 +260,13 @@ class RestorationModule(L.LightningModule):
         The network's auxiliary losses are added; what else the objective reads (the ground truth, the input,
         further network outputs) is the loss's business (:class:`src.training.losses.Objective`).
         """
-        pred, aux, outputs = self.net.forward_train(batch["lq"], head=self.head)
+        condition, intent = self.condition_for(batch)
+        extra = {} if condition is None else {"condition": condition}
+        pred, aux, outputs = self.net.forward_train(batch["lq"], head=self.head, **extra)
         total, terms = self.loss.objective(pred, batch, outputs)
+        if intent is not None and self.intent_weight:  # the instruction head's classifier (InstructIR)
+            terms["intent"] = F.cross_entropy(intent, self.instruction.indices(list(batch["family"])))
+            total = total + self.intent_weight * terms["intent"]
         for name, value in aux.items():
             total = total + value
             terms[f"aux/{name}"] = value
@@ -323,7 +358,7 @@ class RestorationModule(L.LightningModule):
                 log.warning("%s/%s: skipped, %s", benchmark, name, reason)
                 self._skipped.setdefault(benchmark, {})[name] = reason
             return
-        pred = self(lq).float()
+        pred = self.predict(batch).float()
         if self.clip_output:
             pred = pred.clamp(0.0, 1.0)
         restored = self.protocol.per_image(pred, gt.float())

@@ -75,6 +75,14 @@ def recorded_official_counts() -> set[int]:
     return counts
 
 
+def conditions(net: Backbone, batch: int) -> dict[str, torch.Tensor]:
+    """The per-image condition a conditioned backbone (InstructIR) is called with: unit random vectors."""
+    if not net.condition_dim:
+        return {}
+    g = torch.Generator().manual_seed(3)
+    return {"condition": torch.nn.functional.normalize(torch.randn(batch, net.condition_dim, generator=g), dim=1)}
+
+
 def net_and_head_parameters(module) -> Iterator[tuple[str, torch.nn.Parameter]]:
     yield from module.net.named_parameters(prefix="net")
     if module.head is not None:
@@ -91,6 +99,7 @@ def test_the_backbone_declares_the_contract(name):
     assert isinstance(net.in_channels, int) and isinstance(net.out_channels, int)
     assert isinstance(net.multiple, int) and net.multiple >= 1
     assert isinstance(net.scale, int) and net.scale >= 1
+    assert isinstance(net.condition_dim, int) and net.condition_dim >= 0
     assert all(isinstance(c, int) and c > 0 for c in net.channels_per_level)
     assert all(isinstance(f, FeatureInfo) for f in net.feature_info)
     names = [f.name for f in net.feature_info]
@@ -123,7 +132,7 @@ def test_a_training_step_on_an_odd_size_reaches_every_parameter(name):
     lq = odd_input(module.net)
     scale = module.net.scale  # super-resolution networks return scale x the input's size
     gt = torch.rand(lq.shape[0], module.net.out_channels, lq.shape[-2] * scale, lq.shape[-1] * scale)
-    pred, aux, _ = module.net.forward_train(lq, head=module.head)
+    pred, aux, _ = module.net.forward_train(lq, head=module.head, **conditions(module.net, lq.shape[0]))
     assert pred.shape == gt.shape and torch.isfinite(pred).all()
     assert all(v.ndim == 0 and torch.isfinite(v) for v in aux.values()), f"aux losses: {aux}"
     total, _ = module.training_loss({"lq": lq, "gt": gt, "family": ["noise"] * lq.shape[0]})
@@ -143,7 +152,7 @@ def test_bf16_autocast_stays_close_to_fp32_and_eval_changes_no_state(name):
 
     def restore() -> torch.Tensor:
         torch.manual_seed(0)  # MoCE-IR's routers draw noise in evaluation too, as the official code does
-        return module.net(lq, head=module.head)[0].float()
+        return module.net(lq, head=module.head, **conditions(module.net, lq.shape[0]))[0].float()
 
     with torch.no_grad():
         fp32, again = restore(), restore()
@@ -174,7 +183,7 @@ def test_heads_see_what_feature_info_says(name):
     head = RecordingHead()
     lq = small_input(net)
     with torch.no_grad():
-        out, aux = net(lq, head=head)
+        out, aux = net(lq, head=head, **conditions(net, 1))
     assert out.shape == (1, net.out_channels, *(side * net.scale for side in lq.shape[-2:]))
     padded = tuple(-(-s // net.multiple) * net.multiple for s in lq.shape[-2:])
     expected = [(f.name, (1, f.channels, padded[0] // f.reduction, padded[1] // f.reduction)) for f in net.feature_info]

@@ -110,3 +110,15 @@ def test_super_resolution_releases_load_and_fine_tune_other_scales_from_x2(name,
     assert torch.equal(model.net.upsample[0].conv.weight, weights["tail.0.0.weight"])  # same shape: copied
     assert torch.equal(model.net.body[0].conv1.weight if name == "edsr" else model.net.body[0].blocks[0].conv1.weight,
                        weights["body.0.body.0.weight"] if name == "edsr" else weights["body.0.body.0.body.0.weight"])
+
+
+def test_the_released_instructir_layout_loads(tmp_path, reference):
+    """im_instructir-7d.pt is a plain state dict; the model is then called with the instruction embedding."""
+    ref = reference("instructir")
+    path = tmp_path / "im_instructir.pt"
+    torch.save(ref.tensors("weights"), path)
+    model = build_model(compose("train", ["model=instructir_tiny", f"model.pretrained={path}"], tmp_path)).eval()
+    inputs = ref.tensors("input")
+    with torch.no_grad():
+        out = model(inputs["input"], condition=inputs["text_embedding"])
+    assert (out - ref.tensor("output")).abs().max() < 1e-5

@@ -58,6 +58,8 @@ class Backbone(nn.Module, ABC):
     * ``feature_info``: where a head may act (:class:`FeatureInfo`, in call order); empty: no head fits.
     * ``scale``: how many times larger than ``lq`` the output is on each side (super-resolution networks
       such as EDSR: 2, 3, 4); 1 for every restorer that keeps the size.
+    * ``condition_dim``: the width of a per-image condition the network is called with
+      (``forward(lq, head, condition=B x condition_dim)``: InstructIR's instruction embedding); 0 for none.
 
     ``forward(lq, head=None)`` returns ``(image, aux_losses)``: the restored image, ``scale`` times the size
     of ``lq``, and a
@@ -71,6 +73,7 @@ class Backbone(nn.Module, ABC):
     channels_per_level: Sequence[int] = ()
     feature_info: Sequence[FeatureInfo] = ()
     scale: int = 1
+    condition_dim: int = 0
 
     @abstractmethod
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:

@@ -25,6 +25,8 @@ OWN_CALL = {
     "transweather": "test_transweather_official.py (weights rebuilt by materialise.py)",
     "zero_dce": "test_zero_dce_official.py (its folder predates tiny_kwargs: the paper network itself)",
 }
+#: further inputs of the official call, read from each vector's input file after the image (README: "extra inputs")
+EXTRA_INPUTS = {"instructir": ("text_embedding",)}
 FOLDERS = sorted(p.name for p in (SHARED_DIR / "reference").glob("*") if p.name in available()) if SHARED_DIR.is_dir() \
     else []
 
@@ -63,8 +65,9 @@ def test_every_vector_of_the_folder(folder: str, reference) -> None:
         if case.overrides:
             weights = {**weights, **ref.tensors(case.overrides)}
         model = from_official(folder, case.kwargs, weights).eval()
+        inputs = ref.tensors(case.input)
         with torch.no_grad():
-            out = model(ref.tensor(case.input, "input"))
+            out = model(inputs["input"], *(inputs[k] for k in EXTRA_INPUTS.get(folder, ())))
         expected = ref.tensor(case.output, "output")
         assert out.shape == expected.shape, f"{folder} {case.name}: shape {tuple(out.shape)}"
         assert (out - expected).abs().max().item() < TOL, f"{folder} {case.name}"
