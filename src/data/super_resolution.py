@@ -22,6 +22,8 @@ from src.utils.errors import DataError
 #: sub-folders that hold a test set's HR images in the common layouts (EDSR's benchmark folders, BasicSR's
 #: ``GTmod12``), tried in order; the set's folder itself when none exists
 HR_FOLDERS = ("HR", "GTmod12", "GTmod4", "hr")
+#: the image counts of the published test sets
+PUBLISHED_COUNTS = {"Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100, "Manga109": 109}
 
 
 def hr_folder(root: Path, name: str) -> Path:
@@ -71,6 +73,12 @@ def sr_datamodule(
         for name, source in sources.items()
     }
     datamodule = RestorationDataModule(train=train, val=evaluation, test=evaluation, seed=seed, **loader_options)
+    # a folder named after a published set but holding another number of images is compared with nothing
+    datamodule.benchmark_notes = {
+        f"{name.lower()}_x{scale}": f"{len(source)} images where the published {name} has {PUBLISHED_COUNTS[name]}"
+        for name, source in sources.items()
+        if name in PUBLISHED_COUNTS and len(source) != PUBLISHED_COUNTS[name]
+    }
     # what the network must do to the input's size (read by the run assembly): the scale, or 1 for an input
     # already up-sampled to the target's size
     datamodule.output_scale = 1 if degradation.upsample else scale

@@ -18,7 +18,7 @@ import yaml
 
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 #: what each protocol's PSNR is computed on: protocols with the same kind give the same PSNR
-PSNR_KIND = {"promptir": "rgb", "gaussian_ssim": "rgb", "y_channel": "y"}
+PSNR_KIND = {"promptir": "rgb", "gaussian_ssim": "rgb", "y_channel": "y", "sr": "y_border_cropped"}
 AVERAGE = "average"
 
 

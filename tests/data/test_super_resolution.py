@@ -31,6 +31,7 @@ def test_test_sets_in_their_layouts_are_cropped_from_the_top_left_and_down_sampl
     dm = sr_datamodule(BicubicDownsample(scale=3), train_root=str(tmp_path / "train"),
                        test_root=str(tmp_path / "bench"), test_sets=["Set5", "Set14", "B100"], lr_patch=8)
     assert set(dm.test_sets) == {"set5_x3", "set14_x3", "b100_x3"} and dm.output_scale == 3
+    assert dm.benchmark_notes["set5_x3"] == "1 images where the published Set5 has 5"  # compared with nothing
     sample = dm.test_sets["set5_x3"][0]
     assert tuple(sample["gt"].shape) == (3, 48, 45) and tuple(sample["lq"].shape) == (3, 16, 15)
     expected_gt = baby[:48, :45].astype(np.float32) / 255  # modcrop: the top-left 48 x 45 pixels

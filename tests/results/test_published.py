@@ -51,7 +51,8 @@ def test_known_values_and_that_averages_are_the_column_means():
     assert settings["3deg"].methods["PromptIR"].average.psnr == 32.06
     for setting in settings.values():
         for method in setting.methods.values():
-            if method.results:
+            assert set(method.results) <= set(setting.benchmarks)
+            if method.results and method.average is not None:  # a stated average is the mean of all columns
                 assert set(method.results) == set(setting.benchmarks)
                 psnr = sum(s.psnr for s in method.results.values()) / len(method.results)
                 ssim = sum(s.ssim for s in method.results.values()) / len(method.results)
@@ -103,3 +104,14 @@ def test_methods_with_only_an_average_get_one_row():
 def test_setting_of_data_names():
     assert setting_of("5deg") == "5deg" and setting_of("3deg") == "3deg"
     assert setting_of("synth5deg") is None and setting_of(None) is None
+
+
+def test_super_resolution_rows_compare_under_the_sr_protocol_only():
+    ours_x2 = {"set5_x2": {"psnr": 38.0, "ssim": 0.96}}
+    rows = {(r.method, r.benchmark): r for r in comparison_rows("sr_x2", ours_x2, "sr")}
+    assert rows[("RCAN", "set5_x2")].diff_psnr == pytest.approx(38.0 - 38.27)
+    assert rows[("RCAN", "set14_x2")].note == "not evaluated"
+    assert ("RCAN", "average") not in rows  # the paper states no average over the five sets
+    plain_y = {(r.method, r.benchmark): r for r in comparison_rows("sr_x2", ours_x2, "y_channel")}
+    assert plain_y[("RCAN", "set5_x2")].diff_psnr is None  # no border crop: another PSNR
+    assert setting_of("sr_x3") == "sr_x3" and setting_of("sr") is None
