@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from src.data.datamodule import RestorationDataModule
 from src.data.datasets.sources import EmbeddedImages, FolderImages
 from src.data.datasets.synthetic import DegradedImages, DegradedPatches
 from src.data.degradations.downsample import BicubicDownsample
+from src.data.io import as_float, read_image
+from src.data.transforms import to_tensor
 from src.utils.errors import DataError
 
 #: sub-folders that hold a test set's HR images in the common layouts (EDSR's benchmark folders, BasicSR's
@@ -36,6 +40,32 @@ def hr_folder(root: Path, name: str) -> Path:
     return next((folder / sub for sub in HR_FOLDERS if (folder / sub).is_dir()), folder)
 
 
+class StoredLowResolution(Dataset):
+    """A test set whose low-resolution inputs are files (EDSR's benchmark layout: ``<set>/LR_bicubic/X<s>/
+    <name>x<s>.png`` beside ``<set>/HR/<name>.png``), each HR image cropped from the top left to ``scale`` times
+    its LR file."""
+
+    def __init__(self, hr: FolderImages, lr_folder: Path, scale: int, benchmark: str) -> None:
+        self.hr, self.scale, self.benchmark = hr, scale, benchmark
+        self.lr_paths = [lr_folder / f"{path.stem}x{scale}{path.suffix}" for path in hr.paths]
+        missing = [str(p) for p in self.lr_paths if not p.is_file()]
+        if missing:
+            raise DataError(f"test set {benchmark}: {len(missing)} low-resolution file(s) missing in {lr_folder}: "
+                            f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        lq = as_float(read_image(self.lr_paths[index]))
+        gt = as_float(self.hr[index])
+        height, width = lq.shape[0] * self.scale, lq.shape[1] * self.scale
+        if gt.shape[0] < height or gt.shape[1] < width:
+            raise DataError(f"{self.lr_paths[index]} x{self.scale} is larger than its HR image {self.hr.paths[index]}")
+        return {"lq": to_tensor(lq), "gt": to_tensor(gt[:height, :width]), "family": "sr",
+                "benchmark": self.benchmark, "name": self.hr.names[index]}
+
+
 def sr_datamodule(
     degradation: BicubicDownsample,
     scale: int | None = None,
@@ -45,12 +75,15 @@ def sr_datamodule(
     lr_patch: int = 48,
     embedded_max_side: int | None = None,
     patch_size: int | None = None,
+    lr_files: bool = True,
     seed: int = 0,
     **loader_options: Any,
 ) -> RestorationDataModule:
     """One training family (``sr``) and one benchmark per test set, named ``<set>_x<scale>`` (lower case).
 
-    ``patch_size`` is the network's input side in training, for the memory preflight: it must equal
+    ``lr_files``: read a test set's ``LR_bicubic/X<scale>`` files where it has them (else, and for up-sampled
+    inputs, they are made with the suite's MATLAB bicubic). ``patch_size`` is the network's input side in
+    training, for the memory preflight: it must equal
     ``lr_patch`` (the config sets it so), or ``lr_patch * scale`` for up-sampled inputs."""
     if not isinstance(degradation, BicubicDownsample):
         raise TypeError(f"data=sr needs data.degradation to be a BicubicDownsample, got {type(degradation).__name__}")
@@ -67,11 +100,15 @@ def sr_datamodule(
         sources = {name: FolderImages(hr_folder(Path(test_root).expanduser(), name)) for name in test_sets}
     else:
         sources = {"synth": EmbeddedImages("test", max_side=embedded_max_side)}
-    evaluation = {
-        f"{name.lower()}_x{scale}": DegradedImages(source, degradation, benchmark=f"{name.lower()}_x{scale}",
-                                                   family="sr", crop_multiple=scale, crop_anchor="top_left")
-        for name, source in sources.items()
-    }
+    evaluation: dict[str, Dataset] = {}
+    for name, source in sources.items():
+        benchmark = f"{name.lower()}_x{scale}"
+        stored = Path(test_root).expanduser() / name / "LR_bicubic" / f"X{scale}" if test_root else None
+        if lr_files and stored is not None and stored.is_dir() and not degradation.upsample:
+            evaluation[benchmark] = StoredLowResolution(source, stored, scale, benchmark)
+        else:
+            evaluation[benchmark] = DegradedImages(source, degradation, benchmark=benchmark, family="sr",
+                                                   crop_multiple=scale, crop_anchor="top_left")
     datamodule = RestorationDataModule(train=train, val=evaluation, test=evaluation, seed=seed, **loader_options)
     # a folder named after a published set but holding another number of images is compared with nothing
     datamodule.benchmark_notes = {

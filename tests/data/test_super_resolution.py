@@ -67,3 +67,19 @@ def test_the_run_refuses_a_network_of_another_scale() -> None:
         check_scales(SimpleNamespace(output_scale=2), model(1))
     with pytest.raises(ConfigError, match="model.backbone.scale=4 but the data is x1.*data=sr data.scale=4"):
         check_scales(SimpleNamespace(), model(4))
+
+
+def test_stored_low_resolution_files_are_read_where_a_set_has_them(tmp_path: Path) -> None:
+    hr = _png(tmp_path / "Set5" / "HR" / "bird.png", 50, 47, seed=4)
+    lr = _png(tmp_path / "Set5" / "LR_bicubic" / "X2" / "birdx2.png", 25, 23, seed=5)  # EDSR's layout
+    _png(tmp_path / "Set14" / "HR" / "lenna.png", 40, 40, seed=6)  # no LR files: made on the fly
+    dm = sr_datamodule(BicubicDownsample(scale=2), test_root=str(tmp_path), test_sets=["Set5", "Set14"])
+    sample = dm.test_sets["set5_x2"][0]
+    assert np.array_equal(np.rint(sample["lq"].permute(1, 2, 0).numpy() * 255), lr)
+    assert np.array_equal(np.rint(sample["gt"].permute(1, 2, 0).numpy() * 255), hr[:50, :46])
+    assert tuple(dm.test_sets["set14_x2"][0]["lq"].shape) == (3, 20, 20)
+    made = sr_datamodule(BicubicDownsample(scale=2), test_root=str(tmp_path), test_sets=["Set5"], lr_files=False)
+    assert not np.array_equal(np.rint(made.test_sets["set5_x2"][0]["lq"].permute(1, 2, 0).numpy() * 255), lr)
+    (tmp_path / "Set5" / "LR_bicubic" / "X2" / "birdx2.png").unlink()
+    with pytest.raises(DataError, match=r"1 low-resolution file\(s\) missing.*birdx2.png"):
+        sr_datamodule(BicubicDownsample(scale=2), test_root=str(tmp_path), test_sets=["Set5"])
