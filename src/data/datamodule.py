@@ -99,6 +99,9 @@ class RestorationDataModule(L.LightningDataModule):
         #: benchmark -> why its numbers are not those of the published set it is named after (its image count
         #: differs); the test record carries it into every table, and no published comparison is made for it
         self.benchmark_notes: dict[str, str] = {}
+        #: benchmark -> group (seen, unseen family, ...) for settings that test beyond their training; the
+        #: table averages each group apart
+        self.benchmark_groups: dict[str, str] = {}
 
     @property
     def pin_memory(self) -> bool:

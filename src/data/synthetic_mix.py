@@ -6,13 +6,16 @@ scikit-image's bundled photographs unless ``clean_root`` names a folder, so a ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from src.data.datamodule import RestorationDataModule
 from src.data.datasets.sources import EmbeddedImages, FolderImages
 from src.data.datasets.synthetic import DegradedImages, DegradedPatches
 from src.data.degradations.base import Degradation
+
+#: benchmark groups of a held-out run (the eval table averages each apart)
+SEEN, UNSEEN_FAMILY = "seen", "unseen family"
 
 
 def synthetic_datamodule(
@@ -27,24 +30,32 @@ def synthetic_datamodule(
     crop_multiple: int = 16,
     seed: int = 0,
     test_seed: int = 0,
+    holdout: str | Sequence[str] | None = None,
     **loader_options: Any,
 ) -> RestorationDataModule:
     """One training family and one benchmark per entry of ``families`` (default: every degradation).
 
     Benchmarks are named ``<benchmark_prefix>_<family>``; their degradations are keyed by ``test_seed``
-    only, so the evaluation pixels never change with the training seed.
+    only, so the evaluation pixels never change with the training seed. ``holdout`` (a family or several)
+    leaves families out of training but not out of the test: "train on four, test on the fifth", with the
+    table's averages over the seen and the held-out (``unseen family``) benchmarks apart.
     """
     families = list(families or degradations)
     missing = [f for f in families if f not in degradations]
     if missing:
         raise ValueError(f"data.families names {missing} with no entry in data.degradations {sorted(degradations)}")
+    held = [holdout] if isinstance(holdout, str) else list(holdout or [])
+    unknown = sorted(set(held) - set(families))
+    if unknown or (held and set(held) >= set(families)):
+        raise ValueError(f"data.holdout={held}: hold out some of the families {families}, not "
+                         + (f"{unknown}" if unknown else "all of them"))
     if clean_root:
         train_source = FolderImages(clean_root)
     train_source = train_source if train_source is not None else EmbeddedImages("train")
     test_source = test_source if test_source is not None else EmbeddedImages("test")
     train = {
         f: DegradedPatches(train_source, degradations[f], patch_size=patch_size, family=f, seed=seed)
-        for f in families
+        for f in families if f not in held
     }
     evaluation = {
         f"{benchmark_prefix}_{f}": DegradedImages(
@@ -53,5 +64,9 @@ def synthetic_datamodule(
         )
         for f in families
     }
-    return RestorationDataModule(train=train, val=evaluation, test=evaluation, weights=weights, seed=seed,
-                                 **loader_options)
+    datamodule = RestorationDataModule(train=train, val=evaluation, test=evaluation, weights=weights, seed=seed,
+                                       **loader_options)
+    if held:  # the table averages each group apart
+        datamodule.benchmark_groups = {f"{benchmark_prefix}_{f}": UNSEEN_FAMILY if f in held else SEEN
+                                       for f in families}
+    return datamodule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,20 @@ def to_record(
     it the document is exactly what it was before LPIPS existed.
     """
     head = {"metrics": metrics} if lpips is None else {"metrics": metrics, "lpips": lpips}
-    for optional in ("skipped", "notes"):  # only where there is something to say: other records stay as they were
+    for optional in ("skipped", "notes", "groups"):  # only where there is something to say: others stay as they were
         if not extra.get(optional):
             extra.pop(optional, None)
-    return {**head, **extra, "benchmarks": results, "average": average(results)}
+    record = {**head, **extra, "benchmarks": results, "average": average(results)}
+    if extra.get("groups"):
+        record["group_averages"] = group_averages(results, extra["groups"])
+    return record
+
+
+def group_averages(results: dict[str, dict[str, float]], groups: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """The mean of each group of benchmarks (``groups``: benchmark -> group; seen, unseen family, ...), in the
+    order the groups first appear; benchmarks with no group are in none."""
+    names: dict[str, None] = dict.fromkeys(groups[b] for b in results if b in groups)
+    return {g: average({b: row for b, row in results.items() if groups.get(b) == g}) for g in names}
 
 
 def _json_safe(value: Any) -> Any:

@@ -44,11 +44,18 @@ def result_columns(record: Mapping[str, Any]) -> tuple[str, ...]:
     return RESULT_COLUMNS + (LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ())
 
 
+def summary_rows(record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, float]]]:
+    """(name, row) of each benchmark, then each group's average (``average (unseen family)``), then the average."""
+    groups = [(f"average ({g})", row) for g, row in record.get("group_averages", {}).items()]
+    return [*record["benchmarks"].items(), *groups, ("average", record["average"])]
+
+
 def result_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``metrics.json`` as flat rows: one per benchmark, then the average, with the PSNR gain over the input."""
+    """``metrics.json`` as flat rows: one per benchmark, then the group averages and the average, with the PSNR
+    gain over the input."""
     rows = []
     extra = LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ()
-    for name, row in [*record["benchmarks"].items(), ("average", record["average"])]:
+    for name, row in summary_rows(record):
         values = {k: row.get(k, float("nan")) for k in RESULT_COLUMNS[1:-1]}
         rows.append({"benchmark": name, **values, "gain_psnr": values["psnr"] - values["input_psnr"],
                      **{k: row.get(k, float("nan")) for k in extra}})
@@ -188,7 +195,7 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
         table.add_column(col, justify="right")
     for col in LPIPS_HEADERS if lpips else ():
         table.add_column(col, justify="right")
-    rows = [*record["benchmarks"].items(), ("average", record["average"])]
+    rows = summary_rows(record)
     noted = record.get("notes", {})
     for name, row in rows:
         gain = row["psnr"] - row["input_psnr"]

@@ -26,8 +26,9 @@ def report_test(trainer: L.Trainer, model: Any, cfg: DictConfig, loggers: list[A
     are marked in the record and every table, and compared with no published number.
     """
     notes = getattr(trainer.datamodule, "benchmark_notes", {}) if trainer.datamodule is not None else {}
+    groups = getattr(trainer.datamodule, "benchmark_groups", {}) if trainer.datamodule is not None else {}
     record = to_record(model.test_results, cfg.metrics.name, lpips=model.protocol.lpips, skipped=model.test_skipped,
-                       notes=notes, **extra, data=cfg.data.get("name", ""))
+                       notes=notes, groups=groups, **extra, data=cfg.data.get("name", ""))
     if trainer.is_global_zero:
         output_dir = Path(cfg.paths.output_dir)
         path = write_json(record, output_dir / "metrics.json")

@@ -58,3 +58,17 @@ def test_loader_state_resumes_mid_epoch():
 def test_describe_mix_reports_counts_and_shares():
     text = _dm().describe_mix()
     assert "8 samples per epoch" in text and "noise:" in text and "%" in text
+
+
+def test_a_held_out_family_is_tested_but_never_trained():
+    import pytest
+
+    dm = _dm(holdout="rain")
+    assert list(dm.train_sets) == ["noise"]
+    assert set(dm.test_sets) == {"synth_noise", "synth_rain"}
+    assert dm.benchmark_groups == {"synth_noise": "seen", "synth_rain": "unseen family"}
+    assert _dm().benchmark_groups == {}
+    with pytest.raises(ValueError, match=r"not \['snow'\]"):
+        _dm(holdout=["snow"])
+    with pytest.raises(ValueError, match="not all of them"):
+        _dm(holdout=["noise", "rain"])

@@ -84,3 +84,20 @@ def test_tables_are_logged_to_wandb(tmp_path, monkeypatch):
     columns, data = logger.tables["test/published_comparison"]
     assert "diff_psnr" in columns and len(data) == 5 * 8 + 8
     assert len(logger.tables["test/results"][1]) == 6
+
+
+def test_groups_of_benchmarks_are_averaged_apart(tmp_path):
+    row = {"psnr": 30.0, "ssim": 0.9, "input_psnr": 20.0, "input_ssim": 0.5}
+    results = {"synth_noise": row, "synth_rain": {**row, "psnr": 24.0}, "synth_haze": {**row, "psnr": 26.0}}
+    groups = {"synth_noise": "seen", "synth_rain": "unseen family", "synth_haze": "seen"}
+    record = to_record(results, "promptir", groups=groups)
+    assert record["group_averages"]["seen"]["psnr"] == pytest.approx(28.0)
+    assert record["group_averages"]["unseen family"]["psnr"] == pytest.approx(24.0)
+    assert list(record["group_averages"]) == ["seen", "unseen family"]
+    assert "group_averages" not in to_record(results, "promptir")  # other records stay as they were
+    write_reports(record, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "average (seen)" in text and "average (unseen family)" in text
+    with (tmp_path / "results.csv").open() as f:
+        names = [r["benchmark"] for r in csv.DictReader(f)]
+    assert names == ["synth_noise", "synth_rain", "synth_haze", "average (seen)", "average (unseen family)", "average"]
