@@ -31,6 +31,7 @@ def synthetic_datamodule(
     seed: int = 0,
     test_seed: int = 0,
     holdout: str | Sequence[str] | None = None,
+    extra_benchmarks: Mapping[str, Mapping[str, Any]] | None = None,
     **loader_options: Any,
 ) -> RestorationDataModule:
     """One training family and one benchmark per entry of ``families`` (default: every degradation).
@@ -38,7 +39,9 @@ def synthetic_datamodule(
     Benchmarks are named ``<benchmark_prefix>_<family>``; their degradations are keyed by ``test_seed``
     only, so the evaluation pixels never change with the training seed. ``holdout`` (a family or several)
     leaves families out of training but not out of the test: "train on four, test on the fifth", with the
-    table's averages over the seen and the held-out (``unseen family``) benchmarks apart.
+    table's averages over the seen and the held-out (``unseen family``) benchmarks apart. ``extra_benchmarks``
+    (``name: {group, degradation}``, e.g. ``+data/benchmarks=generalisation``) adds test-only benchmarks
+    ``<prefix>_<name>`` made from the same test images, each seeded by its name, averaged by group.
     """
     families = list(families or degradations)
     missing = [f for f in families if f not in degradations]
@@ -64,9 +67,18 @@ def synthetic_datamodule(
         )
         for f in families
     }
+    extras = dict(extra_benchmarks or {})
+    for name, spec in extras.items():
+        if not (isinstance(spec, Mapping) and isinstance(spec.get("degradation"), Degradation) and spec.get("group")):
+            raise ValueError(f"data.extra_benchmarks.{name} needs a group and a degradation (a _target_ of "
+                             f"src.data.degradations), got {spec!r}")
+        benchmark = f"{benchmark_prefix}_{name}"
+        evaluation[benchmark] = DegradedImages(test_source, spec["degradation"], benchmark=benchmark, family=name,
+                                               seed=test_seed, crop_multiple=crop_multiple)
     datamodule = RestorationDataModule(train=train, val=evaluation, test=evaluation, weights=weights, seed=seed,
                                        **loader_options)
-    if held:  # the table averages each group apart
+    if held or extras:  # the table averages each group apart
         datamodule.benchmark_groups = {f"{benchmark_prefix}_{f}": UNSEEN_FAMILY if f in held else SEEN
                                        for f in families}
+        datamodule.benchmark_groups.update({f"{benchmark_prefix}_{n}": str(s["group"]) for n, s in extras.items()})
     return datamodule

@@ -72,3 +72,30 @@ def test_a_held_out_family_is_tested_but_never_trained():
         _dm(holdout=["snow"])
     with pytest.raises(ValueError, match="not all of them"):
         _dm(holdout=["noise", "rain"])
+
+
+def test_extra_benchmarks_are_test_only_seeded_and_grouped():
+    import pytest
+
+    from src.data.degradations import SaltAndPepper
+
+    extras = {"salt_pepper": {"group": "unseen family", "degradation": SaltAndPepper()}}
+    dm, again = _dm(extra_benchmarks=extras), _dm(extra_benchmarks=extras, seed=7)
+    assert list(dm.train_sets) == ["noise", "rain"]
+    assert dm.benchmark_groups["synth_salt_pepper"] == "unseen family" and dm.benchmark_groups["synth_noise"] == "seen"
+    first, second = dm.test_sets["synth_salt_pepper"][0], again.test_sets["synth_salt_pepper"][0]
+    assert torch.equal(first["lq"], second["lq"])  # the training seed never moves test pixels
+    with pytest.raises(ValueError, match="extra_benchmarks.bad needs a group and a degradation"):
+        _dm(extra_benchmarks={"bad": {"group": "mixed"}})
+
+
+def test_the_generalisation_benchmarks_compose_and_build(tmp_path):
+    import hydra
+
+    from tests.conftest import compose
+
+    cfg = compose("train", ["+data/benchmarks=generalisation", "data.test_source.max_side=48"], tmp_path)
+    dm = hydra.utils.instantiate(cfg.data)
+    groups = set(dm.benchmark_groups.values())
+    assert groups == {"seen", "unseen level", "mixed", "unseen family"}
+    assert dm.test_sets["synth_rain_noise50"][0]["lq"].shape == dm.test_sets["synth_rain_noise50"][0]["gt"].shape

@@ -10,9 +10,10 @@ from .base import Degradation, rng_for  # noqa: E402
 from .blur import Blur, DefocusBlur, MotionBlur  # noqa: E402
 from .downsample import BicubicDownsample  # noqa: E402
 from .haze import AtmosphericHaze  # noqa: E402
+from .impulse import SaltAndPepper  # noqa: E402
 from .jpeg import JPEGCompression  # noqa: E402
 from .lowlight import LowLight  # noqa: E402
-from .noise import GaussianNoise  # noqa: E402
+from .noise import GaussianNoise, SpatiallyVariantNoise  # noqa: E402
 from .rain import SyntheticRain  # noqa: E402
 from .sequence import Sequence  # noqa: E402
 
@@ -26,7 +27,9 @@ __all__ = [
     "JPEGCompression",
     "LowLight",
     "MotionBlur",
+    "SaltAndPepper",
     "Sequence",
+    "SpatiallyVariantNoise",
     "SyntheticRain",
     "rng_for",
 ]

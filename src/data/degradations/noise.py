@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .base import Degradation
@@ -61,3 +62,34 @@ class GaussianNoise(Degradation):
             return from_uint8(np.clip(noisy, 0.0, 255.0).astype(np.uint8))
         noisy = image.astype(np.float32, copy=False) + noise * (sigma / np.float32(255.0))
         return finish(noisy, image) if self.clip else noisy
+
+
+class SpatiallyVariantNoise(Degradation):
+    """Gaussian noise whose sigma varies smoothly over the image, from ``sigma_range[0]`` to ``sigma_range[1]``
+    (0-255 scale), as FFDNet tests its noise-level maps: here the map is a random ``grid`` x ``grid`` field of
+    uniform values, bicubically up-sampled to the image and rescaled to exactly span the range (a smooth map
+    with both extremes in every image). Float noise, clipped to [0, 1]."""
+
+    family = "noise_sv"
+
+    def __init__(self, sigma_range: Sequence[float] = (0, 50), grid: int = 4) -> None:
+        self.sigma_range = bounds(sigma_range, "sigma_range", low=0.0)
+        if int(grid) < 2:
+            raise ValueError(f"grid must be at least 2, got {grid}")
+        self.grid = int(grid)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {"low": float(self.sigma_range[0]), "high": float(self.sigma_range[1])}
+
+    def sigma_map(self, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+        """The per-pixel sigma (0-255 scale), ``height`` x ``width``."""
+        field = rng.random((self.grid, self.grid), dtype=np.float32)
+        smooth = cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
+        low, high = self.sigma_range
+        span = float(smooth.max() - smooth.min()) or 1.0
+        return low + (smooth - smooth.min()) / span * (high - low)
+
+    def apply(self, image: np.ndarray, params: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+        sigma = self.sigma_map(image.shape[0], image.shape[1], rng)[..., None]
+        noise = rng.standard_normal(image.shape, dtype=np.float32)
+        return finish(image.astype(np.float32, copy=False) + noise * sigma / np.float32(255.0), image)
