@@ -58,7 +58,9 @@ def merge_stored_config(
     with open_dict(cfg):
         for group, node in used.items():
             cfg[group] = OmegaConf.create(node)
-        cfg.model.pretrained = None
+        cfg.model.pretrained = None  # the checkpoint's weights replace every starting file
+        if "instruction_pretrained" in cfg.model:
+            cfg.model.instruction_pretrained = None
     return cfg
 
 

@@ -90,7 +90,8 @@ class RestorationModule(L.LightningModule):
         official_parameters: the official implementation's parameter count for this configuration (the
             paper's sizes), or ``None``; informative (``src.summary`` prints it beside the model's own).
         instruction: for a network with a condition (``backbone.condition_dim``): what makes it
-            (:mod:`src.models.instruction`); ``intent_weight`` weighs its intent classifier's cross-entropy.
+            (:mod:`src.models.instruction`); ``intent_weight`` weighs its intent classifier's cross-entropy;
+            ``instruction_pretrained`` loads its head from the official ``lm_instructir-7d.pt``.
         speed: the ``speed`` config group (``compile``, ``compile_mode``, ``channels_last``, ``fused_adamw``;
             each ``"auto"``, true or false; ``None``: all auto). Resolved for the Trainer's device in
             ``setup``; a module used without a Trainer runs as the baseline (eager, contiguous).
@@ -114,6 +115,7 @@ class RestorationModule(L.LightningModule):
         speed: Mapping[str, Any] | None = None,
         instruction: nn.Module | None = None,
         intent_weight: float = 0.0,
+        instruction_pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -122,6 +124,8 @@ class RestorationModule(L.LightningModule):
         #: makes a conditioned network's condition from a batch or a user's instruction (InstructIR)
         self.instruction = instruction
         self.intent_weight = float(intent_weight)
+        if instruction_pretrained:
+            self._load_instruction_head(instruction_pretrained)
         self.head = head(feature_info=backbone.feature_info) if head is not None else None
         self.loss = loss
         self.optimizer_factory = _checked_optimizer(optimizer)
@@ -220,6 +224,18 @@ class RestorationModule(L.LightningModule):
         with eager(settings):
             pred, _ = self.net(prepare_input(lq, settings), head=self.head, **extra)
         return pred
+
+    def _load_instruction_head(self, path: str) -> None:
+        """The instruction head's weights from a file of the official ``LMHead`` (``lm_instructir-7d.pt``: keys
+        ``fc1.*``, ``fc2.*``), read without unpickling code."""
+        from src.models.official import load_strict
+        from src.training.checkpoint import load_state_dict_file, strip_prefixes
+
+        head = getattr(self.instruction, "head", None)
+        if head is None:
+            raise ConfigError(f"model.instruction_pretrained={path}: model.instruction has no instruction head")
+        state = strip_prefixes(load_state_dict_file(path), ["module.", "instruction.head.", "head."])
+        load_strict(head, state, source=f"model.instruction_pretrained={path}")
 
     def condition_for(self, batch: Mapping[str, Any]) -> tuple[Tensor | None, Tensor | None]:
         """A conditioned network's condition for ``batch`` (from its families) and the intent logits; ``None``s

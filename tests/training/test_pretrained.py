@@ -122,3 +122,17 @@ def test_the_released_instructir_layout_loads(tmp_path, reference):
     with torch.no_grad():
         out = model(inputs["input"], condition=inputs["text_embedding"])
     assert (out - ref.tensor("output")).abs().max() < 1e-5
+
+
+def test_the_official_instruction_head_loads_into_the_instruction_module(tmp_path, reference):
+    ref = reference("instructir")
+    path = tmp_path / "lm_instructir-7d.pt"
+    torch.save(ref.tensors("lm_head_weights"), path)
+    model = build_model(compose("train", ["model=instructir_tiny", f"model.instruction_pretrained={path}"], tmp_path))
+    io = ref.tensors("lm_head_io")
+    with torch.no_grad():
+        embedding, logits = model.instruction.head(io["sentence_embedding"])
+    assert (embedding - io["text_embedding"]).abs().max() < 1e-5 and (logits - io["deg_pred"]).abs().max() < 1e-5
+    torch.save({"fc1.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(Exception, match="instruction_pretrained"):
+        build_model(compose("train", ["model=instructir_tiny", f"model.instruction_pretrained={path}"], tmp_path))
