@@ -13,6 +13,11 @@ class ChannelLayerNorm(nn.Module):
     variant, used by its real-denoising models) the mean is *not* subtracted from ``x`` (it is still used
     for the variance) and there is no bias; this is neither LayerNorm nor RMSNorm, so it is written out.
     Statistics are computed in float32 so bf16 autocast does not lose them; the result keeps the input dtype.
+
+    Two passes, the mean and then the mean of the squared deviations (as the official NAFNet's LayerNorm2d):
+    ``torch.var_mean`` over the channel axis of an NCHW tensor is 3-8x slower on CPU (a strided reduction;
+    `experiments/speed/README.md`), and the one-pass mean of squares loses the variance to cancellation where
+    the mean is large.
     """
 
     def __init__(self, channels: int, with_bias: bool = True, eps: float = 1e-5) -> None:
@@ -23,8 +28,9 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x32 = x.float()
-        var, mean = torch.var_mean(x32, dim=1, keepdim=True, correction=0)
-        centred = x32 - mean if self.bias is not None else x32
+        deviation = x32 - x32.mean(dim=1, keepdim=True)
+        var = (deviation * deviation).mean(dim=1, keepdim=True)
+        centred = deviation if self.bias is not None else x32
         out = centred * torch.rsqrt(var + self.eps) * self.weight[:, None, None]
         if self.bias is not None:
             out = out + self.bias[:, None, None]
