@@ -180,9 +180,9 @@ class RestorationModule(L.LightningModule):
         ):
             # Lightning cannot clip the gradients of an optimiser that unscales fp16 gradients itself (fused)
             options["fused_adamw"] = False
-        settings = resolve(device, precision=precision, **options)
         # an automatic compile is kept at train start only where the run is long enough to pay it back
-        self._compile_min_steps = options.get("compile_min_steps", COMPILE_MIN_STEPS)
+        self._compile_min_steps = options.pop("compile_min_steps", COMPILE_MIN_STEPS)
+        settings = resolve(device, precision=precision, **options)
         self._compile_deferred = (settings.compile and options.get("compile", AUTO) in (AUTO, None)
                                   and self._compile_min_steps is not None and trainer is not None)
         prepare_network(self.net, replace(settings, compile=False) if self._compile_deferred else settings)

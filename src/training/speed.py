@@ -145,10 +145,9 @@ def resolve(
     precision: Any = AUTO,
     fused_adamw: Any = AUTO,
     compile_mode: str | None = None,
-    compile_min_steps: int | None = None,
 ) -> SpeedSettings:
-    """Turn ``"auto"`` into the fastest safe choice for ``device`` (``compile_min_steps`` is the Lightning
-    module's business: it decides at train start whether an auto compile is kept, see :func:`compile_pays`).
+    """Turn ``"auto"`` into the fastest safe choice for ``device`` (whether an automatic compile is kept for a
+    run of a given length is the Lightning module's business at train start, see :func:`compile_pays`).
 
     On CUDA: compile, bf16 where supported and fused AdamW. Channels-last stays off everywhere: on an H200 it
     trained paper-size PromptIR 0.72x as fast and inferred 0.95x (attention and layer norms permute it back).

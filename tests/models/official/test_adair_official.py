@@ -14,7 +14,6 @@ from src.models.official import from_official, load_strict
 from src.models.official.adair import build, convert
 from src.models.official.wrapper import OfficialWrapper
 
-TOL = 1e-5
 CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 
@@ -26,40 +25,6 @@ def ref(reference):
 @pytest.fixture(scope="module")
 def paper(ref) -> dict:
     return next(c for c in ref.default_keys["configs"] if c["config"] == "adair")
-
-
-def _max_diff(model: torch.nn.Module, ref, output: str) -> float:
-    with torch.no_grad():
-        pred = model(ref.tensor("input"))
-    return (pred - ref.tensor(output)).abs().max().item()
-
-
-def test_main_vector(ref) -> None:
-    model = from_official("adair", ref.meta["tiny_kwargs"], ref.tensors("weights"))
-    assert isinstance(model, OfficialWrapper)
-    assert sum(p.numel() for p in model.parameters()) == ref.meta["tiny_param_count"]
-    assert len(model.state_dict()) == ref.meta["tiny_state_dict_tensors"]
-    assert _max_diff(model, ref, "output") < TOL
-
-
-def test_perturbed_vector(ref) -> None:
-    """``para1`` is zero in the main weights (every frequency module is the identity); here it is not."""
-    weights, overrides = ref.tensors("weights"), ref.tensors("perturbed_overrides")
-    assert set(overrides) <= set(weights) and "fre1.para1" in overrides
-    model = from_official("adair", ref.meta["tiny_kwargs"], {**weights, **overrides})
-    assert _max_diff(model, ref, "perturbed_output") < TOL
-
-
-def test_paper_checkpoints_fit(ref) -> None:
-    """Every paper configuration's official keys and shapes load strictly; parameter counts agree."""
-    configs = ref.default_keys["configs"]
-    assert {c["config"] for c in configs} >= {"adair"}
-    for config in configs:
-        with torch.device("meta"):
-            model = build(config["kwargs"])
-            official = {e["key"]: torch.zeros(e["shape"]) for e in config["state_dict"]}
-        assert sum(p.numel() for p in model.parameters()) == config["params"], config["config"]
-        load_strict(model, convert(official), source=config["config"])
 
 
 def test_paper_config_has_the_official_parameter_count(paper) -> None:

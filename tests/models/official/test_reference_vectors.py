@@ -63,7 +63,9 @@ def test_every_vector_of_the_folder(folder: str, reference) -> None:
     for case in cases(ref.meta):
         weights = ref.tensors(case.weights)
         if case.overrides:
-            weights = {**weights, **ref.tensors(case.overrides)}
+            overrides = ref.tensors(case.overrides)
+            assert set(overrides) <= set(weights), f"{folder}: overrides of keys the weights lack"
+            weights = {**weights, **overrides}
         model = from_official(folder, case.kwargs, weights).eval()
         inputs = ref.tensors(case.input)
         with torch.no_grad():
@@ -73,6 +75,8 @@ def test_every_vector_of_the_folder(folder: str, reference) -> None:
         assert (out - expected).abs().max().item() < TOL, f"{folder} {case.name}"
         if case.name == "main":
             assert sum(p.numel() for p in model.parameters()) == ref.meta["tiny_param_count"]
+            if "tiny_state_dict_tensors" in ref.meta:  # aliased tensors count under every key, as officially
+                assert len(model.state_dict()) == ref.meta["tiny_state_dict_tensors"]
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -81,6 +85,7 @@ def test_every_paper_configuration_builds_with_the_official_count_and_keys(folde
     if not (ref.dir / "default_keys.json").is_file():
         pytest.skip(f"{folder}: no default_keys.json (its main vector is the paper network)")
     converter = converter_module(folder)
+    assert ref.default_keys["configs"], f"{folder}: default_keys.json lists no configuration"
     with torch.device("meta"):  # paper sizes: shapes only
         for config in ref.default_keys["configs"]:
             model = converter.build(config["kwargs"])
