@@ -18,6 +18,9 @@ MODEL=${MODEL:-promptir}
 TINY=${TINY:-promptir_tiny}
 SECOND=${SECOND:-restormer}
 ACCEL=${ACCEL:-gpu}                 # cpu: a dry run of the script itself on a machine without a GPU
+# the steps to run, by name (default: all, in the order below); lets a second short device call pick up
+# what the first did not reach, e.g. ONLY="eval_bf16 eval_fp32 bench_restormer"
+read -r -a ONLY <<<"${ONLY:-bench_$MODEL ablation_$MODEL train eval_bf16 eval_fp32 bench_$SECOND ddp}"
 read -r -a BENCH_EXTRA <<<"${BENCH_EXTRA:-}"   # e.g. "--override model.backbone.dim=8 --train-size 32"
 read -r -a TRAIN_EXTRA <<<"${TRAIN_EXTRA:-}"
 export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=offline WANDB_SILENT=true
@@ -29,6 +32,7 @@ END=$((SECONDS + BUDGET_S))
 step() {  # step NAME LIMIT_S command...: run under min(LIMIT_S, time left), report rc and seconds
   local name=$1 limit=$2 left=$((END - SECONDS))
   shift 2
+  if [[ " ${ONLY[*]} " != *" $name "* ]]; then echo "=== $name not asked for (ONLY)"; return; fi
   ((left < limit)) && limit=$left
   if ((limit < 20)); then echo "=== $name skipped: ${left}s of the budget left"; return; fi
   echo "=== $name (limit ${limit}s, $(date +%T)): $*"
@@ -54,10 +58,13 @@ lightning.__version__, torch.cuda.get_device_name() if torch.cuda.is_available()
   cat "$OUT/ablation_$MODEL/bench.md" 2>/dev/null
   train=(paths.log_dir="$RUNS" logger=csv data.samples_per_epoch=$((TRAIN_STEPS * 4)) data.num_workers=4
          trainer.max_epochs=2 trainer.log_every_n_steps=25 trainer.accelerator="$ACCEL" "${TRAIN_EXTRA[@]}")
-  # 3. compile forced: a run this short would not compile under speed.compile_min_steps
+  # 3. one-process DDP without the unused-parameter search (eager: seconds)
+  step ddp 90 "$PY" -m src.train model="$TINY" data=synth5deg trainer=ddp trainer.devices=1 task_name=gpu_ddp \
+    "${train[@]}" trainer.max_epochs=1 data.samples_per_epoch=400
+  # 4. compile forced: a run this short would not compile under speed.compile_min_steps
   step train 240 "$PY" -m src.train model="$TINY" data=synth5deg trainer=gpu task_name=gpu_train speed.compile=true \
     "${train[@]}"
-  ckpt=$(ls -t "$RUNS"/gpu_train/runs/*/checkpoints/best*.ckpt 2>/dev/null | head -1)
+  ckpt=$(ls -t "$RUNS"/gpu_train/runs/*/checkpoints/best*.ckpt 2>/dev/null | head -1)  # this call's or an earlier one's
   echo "checkpoint: ${ckpt:-none}"
   if [[ -n $ckpt ]]; then
     step eval_bf16 45 "$PY" -m src.eval ckpt_path="$ckpt" paths.log_dir="$RUNS" task_name=gpu_eval_bf16 logger=csv \
@@ -71,7 +78,5 @@ lightning.__version__, torch.cuda.get_device_name() if torch.cuda.is_available()
     --out "$OUT/bench_$SECOND" "${BENCH_EXTRA[@]}"
   cat "$OUT/bench_$SECOND/bench.md" 2>/dev/null
 
-  step ddp 90 "$PY" -m src.train model="$TINY" data=synth5deg trainer=ddp trainer.devices=1 task_name=gpu_ddp \
-    "${train[@]}" trainer.max_epochs=1 data.samples_per_epoch=400
   echo "=== done in ${SECONDS}s"
 } 2>&1 | tee "$OUT/gpu_check.log"

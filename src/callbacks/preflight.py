@@ -125,7 +125,7 @@ class Preflight(L.Callback):
         ]
         if duration is not None:
             lines.append(f"preflight: {steps} training steps take roughly {dt.timedelta(seconds=round(duration))} "
-                         f"({estimate.seconds_per_step:.2f} s a step, scaled from a measured batch-1 step; "
+                         f"({estimate.seconds_per_step:.2f} s a step, extended from two measured batch-1 steps; "
                          "validation and loading not counted)")
         fits = budget is None or new_bytes <= budget
         self.report = {"peak_bytes": estimate.peak_bytes, "new_bytes": new_bytes, "budget_bytes": budget,

@@ -78,8 +78,10 @@ def _duration(seconds: float) -> str:
 class ProgressLog(Callback):
     """A plain progress line every ``every_seconds``: training over the whole run, testing over every benchmark.
 
-    ``train: step 1200 of 5000 (24%), 0:12:31 so far, about 0:39:40 to go``; the rate is the run's own so far
-    (validation included), so the estimate covers the whole run, not one epoch.
+    ``train: step 1200 of 5000 (24%), 0:12:31 so far, about 0:39:40 to go``; the rate is the run's own since
+    its first step (validation included), so the estimate covers the whole run, not one epoch; the first step
+    is left out of the rate because it carries one-time costs (compiling the network took 75 s of a 100-step
+    run on an H200, whose other steps took 0.04 s each, and an estimate from it said two hours).
     """
 
     def __init__(self, every_seconds: float = 60.0) -> None:
@@ -88,19 +90,29 @@ class ProgressLog(Callback):
         self.every_seconds = float(every_seconds)
         self._start = self._last = 0.0
         self._done = 0
+        self._first: tuple[float, int] | None = None  # (time, count) when the first unit ended
 
     def _begin(self) -> None:
         self._start = self._last = time.monotonic()
         self._done = 0
+        self._first = None
 
     def _report(self, stage: str, unit: str, done: int, total: int | float, force: bool = False) -> None:
         now = time.monotonic()
+        if self._first is None and done:
+            self._first = (now, done)
         if not force and now - self._last < self.every_seconds:
             return
         self._last = now
         elapsed = now - self._start
-        if total and total != float("inf") and done:
-            left = elapsed / done * (total - done)
+        first_time, first_done = self._first or (now, done)
+        if total and total != float("inf") and done and done == first_done and done < total:
+            log.info("%s: %s %d of %d (%.0f%%), %s so far (the first %s carries one-time costs such as "
+                     "compiling; an estimate follows)", stage, unit, done, total, 100.0 * done / total,
+                     _duration(elapsed), unit)
+        elif total and total != float("inf") and done:
+            rate = (now - first_time) / max(done - first_done, 1)
+            left = rate * (total - done)
             log.info("%s: %s %d of %d (%.0f%%), %s so far, about %s to go", stage, unit, done, total,
                      100.0 * done / total, _duration(elapsed), _duration(left))
         else:

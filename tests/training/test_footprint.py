@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.training.footprint import Probe, footprint, left_as_found, optimizer_state_bytes, probe_sides, probe_steps
+from src.training.footprint import Probe, footprint, left_as_found, optimizer_state_bytes, probe_sides, probe_steps, step_seconds
 from src.utils.memory import cpu_peak_resettable
 
 
@@ -17,6 +17,9 @@ def test_the_estimate_is_the_line_through_the_probes_scaled_to_the_batch() -> No
     assert estimate.fixed_bytes == pytest.approx(100.0)
     assert estimate.peak_bytes == pytest.approx(1000.0 + 100.0 + 3.0 * 8 * 128 * 128 + 50.0)
     assert estimate.seconds_per_step == pytest.approx(0.4 * 8 * 128 * 128 / (64 * 64))
+    launch_bound = [Probe(32, 1.0, 0.03), Probe(64, 2.0, 0.03)]  # a GPU: batch-1 steps of equal time
+    assert footprint(launch_bound, 8, 128, 0.0, 0.0).seconds_per_step == pytest.approx(0.03)
+    assert step_seconds(Probe(32, 0, 0.5), Probe(64, 0, 0.4), 64 * 64 * 2) == pytest.approx(0.4)  # noise: no less
     assert probe_sides(8, 128) == (32, 64) and probe_sides(48, 24) == (48, 96) and probe_sides(1, 16) == (16, 17)
 
 
