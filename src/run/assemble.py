@@ -68,7 +68,7 @@ def model_node(cfg: DictConfig) -> dict[str, Any]:
     nodes, so one ``instantiate`` builds the whole LightningModule; empty optional groups (``model/head=none``)
     become ``None``."""
     node = OmegaConf.to_container(cfg.model, resolve=True)
-    for optional in ("head", "scheduler"):
+    for optional in ("head", "scheduler", "strategy"):
         if is_empty(node.get(optional)):
             node[optional] = None
     node["metrics"] = OmegaConf.to_container(cfg.metrics, resolve=True)

@@ -5,8 +5,9 @@ the first real step the network runs two tiny training steps (batch 1, two small
 backward, nothing else changed), and the growth of the peak between them gives the memory per pixel of the
 batch: activations scale with batch x height x width, so the real step's peak is the probe's fixed part (weights'
 gradients, workspaces) plus that slope times the real batch's pixels, plus the optimiser's state (AdamW keeps two
-numbers per parameter, allocated at the first step) and an EMA copy of the weights where one is kept. The time
-of the two probe steps, extended along their line to the batch's pixels, gives a rough duration (it leaves out validation and loading).
+numbers per parameter, allocated at the first step) and an EMA copy of the weights where one is kept. The times
+of the two probe steps, extended along their line to the batch's pixels, give a rough duration (without
+validation and loading).
 
 The probes leave the run as they found it: random-number states restored, buffers (batch-norm statistics,
 queues) copied back, gradients dropped; a compiled network runs them eagerly.

@@ -19,6 +19,8 @@ from src.models.official import converter_module, load_strict
 from src.training.checkpoint import load_state_dict_file, strip_prefixes
 
 log = logging.getLogger(__name__)
+#: where a checkpoint of ours keeps a training strategy's tensors (``RestorationModule.strategy``)
+STRATEGY_PREFIX = "strategy."
 
 
 class _Parts(nn.Module):
@@ -65,6 +67,11 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
     """Fill ``net`` (and ``head``) from ``path``; returns ``"ours"`` or ``"official <name>"``. Keys under
     ``lax_prefixes`` (``net.upsample.``) that do not fit are left at their initialisation (:func:`keep_fresh`)."""
     state = strip_prefixes(load_state_dict_file(path), ["module."])
+    strategy_keys = [k for k in state if k.startswith(STRATEGY_PREFIX)]
+    if strategy_keys:  # a pre-training run's checkpoint: its strategy's tensors are not part of the network
+        state = {k: v for k, v in state.items() if not k.startswith(STRATEGY_PREFIX)}
+        log.info("model.pretrained=%s: %d tensor(s) of the training strategy that wrote it (a classifier, a mask "
+                 "token) left out: they are not part of the network", path, len(strategy_keys))
     parts = _Parts(net, head)
 
     def load(candidate: Mapping[str, Tensor]) -> None:

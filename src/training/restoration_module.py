@@ -41,6 +41,8 @@ from src.utils.errors import ConfigError, DivergedError
 log = logging.getLogger(__name__)
 #: where a checkpoint keeps the ids of the runs its loggers write to (``{"wandb": "<run id>"}``)
 LOGGER_IDS_KEY = "aioir_logger_ids"
+#: where a checkpoint keeps a training strategy's own state (plain numbers: read with weights_only=True)
+STRATEGY_STATE_KEY = "aioir_strategy_state"
 
 
 def logger_ids(loggers: Sequence[Any]) -> dict[str, str]:
@@ -95,6 +97,8 @@ class RestorationModule(L.LightningModule):
         speed: the ``speed`` config group (``compile``, ``compile_mode``, ``channels_last``, ``fused_adamw``;
             each ``"auto"``, true or false; ``None``: all auto). Resolved for the Trainer's device in
             ``setup``; a module used without a Trainer runs as the baseline (eager, contiguous).
+        strategy: how the network is trained (:mod:`src.strategies`: Art's task balancing, DCPT's or RAM's
+            pre-training, RAM's selective fine-tuning), or ``None`` for the plain objective (``strategy=none``).
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class RestorationModule(L.LightningModule):
         instruction: nn.Module | None = None,
         intent_weight: float = 0.0,
         instruction_pretrained: str | None = None,
+        strategy: Any = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -154,6 +159,10 @@ class RestorationModule(L.LightningModule):
             from src.training.pretrained import load_pretrained
 
             load_pretrained(self.net, self.head, pretrained, official=official, lax_prefixes=tuple(pretrained_lax))
+        #: after the weights: a strategy may freeze layers of the loaded network (RAM's fine-tuning)
+        self.strategy = strategy
+        if strategy is not None:
+            strategy.bind(self)
 
     # ------------------------------------------------------------------ speed
     def setup(self, stage: str) -> None:
@@ -276,10 +285,27 @@ class RestorationModule(L.LightningModule):
         The network's auxiliary losses are added; what else the objective reads (the ground truth, the input,
         further network outputs) is the loss's business (:class:`src.training.losses.Objective`).
         """
+        if self.strategy is not None:
+            return self.strategy.training_loss(self, batch)
+        pred, aux, outputs, intent = self.network_outputs(batch)
+        total, terms = self.loss.objective(pred, batch, outputs)
+        return self.complete_objective(total, terms, batch, aux, intent)
+
+    def network_outputs(self, batch: Mapping[str, Any], lq: Tensor | None = None,
+                        head: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], Any]:
+        """The training forward of ``lq`` (default: the batch's): the image, the auxiliary losses, the further
+        outputs a loss may read and the instruction head's intent logits (``None`` for most networks).
+        ``head`` replaces the model's head for this call (a strategy's feature tap, which calls the head)."""
         condition, intent = self.condition_for(batch)
         extra = {} if condition is None else {"condition": condition}
-        pred, aux, outputs = self.net.forward_train(batch["lq"], head=self.head, **extra)
-        total, terms = self.loss.objective(pred, batch, outputs)
+        pred, aux, outputs = self.net.forward_train(batch["lq"] if lq is None else lq,
+                                                    head=self.head if head is None else head, **extra)
+        return pred, aux, outputs, intent
+
+    def complete_objective(self, total: Tensor, terms: dict[str, Tensor], batch: Mapping[str, Any],
+                           aux: Mapping[str, Tensor], intent: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """``total`` with what every objective adds: the intent cross-entropy, the auxiliary losses and the
+        zero that keeps every expert in the graph."""
         if intent is not None and self.intent_weight:  # the instruction head's classifier (InstructIR)
             terms["intent"] = F.cross_entropy(intent, self.instruction.indices(list(batch["family"])))
             total = total + self.intent_weight * terms["intent"]
@@ -331,7 +357,11 @@ class RestorationModule(L.LightningModule):
         return functools.partial(factory, fused=True)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self._optimizer_factory()(params=[p for p in self.parameters() if p.requires_grad])
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError("nothing to train: every parameter is frozen (requires_grad=False)")
+        groups = self.strategy.parameter_groups(self, trainable) if self.strategy is not None else None
+        optimizer = self._optimizer_factory()(params=groups or trainable)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
@@ -374,7 +404,8 @@ class RestorationModule(L.LightningModule):
                 log.warning("%s/%s: skipped, %s", benchmark, name, reason)
                 self._skipped.setdefault(benchmark, {})[name] = reason
             return
-        pred = self.predict(batch).float()
+        pred = (self.strategy.predict(self, batch) if self.strategy is not None else None)
+        pred = (self.predict(batch) if pred is None else pred).float()
         if self.clip_output:
             pred = pred.clamp(0.0, 1.0)
         restored = self.protocol.per_image(pred, gt.float())
@@ -421,3 +452,9 @@ class RestorationModule(L.LightningModule):
         ids = logger_ids(self.loggers if self._trainer is not None else [])
         if ids:  # a run resumed from this checkpoint continues the same logger runs (src.run.assemble)
             checkpoint[LOGGER_IDS_KEY] = ids
+        if self.strategy is not None:  # state that is not a tensor of the model (Art's running losses)
+            checkpoint[STRATEGY_STATE_KEY] = self.strategy.checkpoint_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.strategy is not None and STRATEGY_STATE_KEY in checkpoint:
+            self.strategy.load_checkpoint_state(checkpoint[STRATEGY_STATE_KEY])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import sys
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -56,9 +57,27 @@ def network_patch(lr_patch: int, scale: int, upsampled: bool) -> int:
     return int(lr_patch) * int(scale) if upsampled else int(lr_patch)
 
 
+def train_families(*, _root_: Any) -> list[str]:
+    """``${train_families:}``: the families the data setting trains on, in its order: ``data.families`` where it
+    lists them, else the composed ``data.degradations`` (synthetic settings), less ``data.holdout``."""
+    data = _root_.get("data") or {}
+    families = data.get("families")
+    if families is None:
+        families = list((data.get("degradations") or {}).keys())
+    holdout = data.get("holdout") or []
+    holdout = [holdout] if isinstance(holdout, str) else list(holdout)
+    chosen = [str(f) for f in families if f not in holdout]
+    if not chosen:
+        raise ValueError("${train_families:} found no training families in data (data.families or "
+                         "data.degradations): set the key that reads it (e.g. model.strategy.families=[a,b])")
+    return chosen
+
+
 def register_resolvers() -> None:
     """Make ``${unique_dir:...}``, ``${run_name:...}`` and ``${network_patch:...}`` known to OmegaConf; call
     before Hydra composes (the entry modules do)."""
+    if not OmegaConf.has_resolver("train_families"):
+        OmegaConf.register_new_resolver("train_families", train_families)
     if not OmegaConf.has_resolver("network_patch"):
         OmegaConf.register_new_resolver("network_patch", network_patch)
     if not OmegaConf.has_resolver(RESOLVER):

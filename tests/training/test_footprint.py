@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from src.training.footprint import Probe, footprint, left_as_found, optimizer_state_bytes, probe_sides, probe_steps, step_seconds
+from src.training.footprint import (
+    Probe,
+    footprint,
+    left_as_found,
+    optimizer_state_bytes,
+    probe_sides,
+    probe_steps,
+    step_seconds,
+)
 from src.utils.memory import cpu_peak_resettable
 
 

@@ -1,0 +1,68 @@
+"""Every strategy of ``conf/strategy`` on every tiny model of ``conf/model``: it builds, one training step reaches
+every trainable parameter with finite values, or it is refused with a message that says why (a super-resolution
+network cannot reconstruct its input at its own size; a backbone without head positions has no features for
+DCPT). Parametrised by the config files, so a strategy or a model added is checked here without an edit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.analysis.mac import parameter_layers
+from src.run.assemble import build_model
+from src.utils.errors import ConfigError
+from tests.conftest import compose
+from tests.helpers import configs
+
+TINY = [name for name in configs("model") if name.endswith("_tiny")]
+#: ``<name>_official`` variants change an option of ``<name>``, not what it builds: one of each is enough here
+STRATEGIES = [name for name in configs("strategy") if name != "none" and not name.endswith("_official")]
+FAMILIES = ["noise", "rain", "haze", "blur", "lowlight"]
+
+
+def ranking_file(name: str, folder: Path) -> Path:
+    """A ranking of the model's own layers (in parameter order), as src.analysis.mac writes it."""
+    torch.manual_seed(0)
+    module = build_model(compose("train", [f"model={name}", "trainer=cpu", "logger=none"], Path("/nonexistent")))
+    layers = [n for n, _ in parameter_layers({"net": module.net, "head": module.head})]
+    path = folder / f"{name}_ranking.json"
+    path.write_text(json.dumps({"ranked": [{"layer": n} for n in layers]}))
+    return path
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("name", TINY)
+def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str, tmp_path: Path) -> None:
+    overrides = [f"model={name}", f"strategy={strategy}", "trainer=cpu", "logger=none"]
+    if strategy == "ram_finetune":
+        overrides += [f"model.strategy.ranking={ranking_file(name, tmp_path)}", "model.strategy.ratio=0.3"]
+    cfg = compose("train", overrides, tmp_path)
+    torch.manual_seed(0)
+    try:
+        module = build_model(cfg)
+    except ConfigError as err:
+        net = build_model(compose("train", [f"model={name}", "trainer=cpu", "logger=none"], tmp_path)).net
+        assert strategy in ("dcpt_pretrain", "ram_pretrain"), f"{strategy} refused {name}: {err}"
+        assert net.scale != 1 or not net.feature_info, f"{strategy} refused {name}, which it fits: {err}"
+        assert "scale" in str(err) or "feature_info" in str(err)
+        return
+    module.train()
+    net = module.net
+    side = max(net.multiple, 16) * 2
+    generator = torch.Generator().manual_seed(1)
+    lq = torch.rand(5, net.in_channels, side, side, generator=generator)
+    gt = torch.rand(5, net.out_channels, side * net.scale, side * net.scale, generator=generator)
+    total, terms = module.training_loss({"lq": lq, "gt": gt, "family": FAMILIES})
+    assert torch.isfinite(total) and all(torch.isfinite(torch.as_tensor(v)).all() for v in terms.values())
+    total.backward()
+    trainable = {n: p for n, p in module.named_parameters() if p.requires_grad}
+    assert trainable
+    if strategy == "ram_finetune":
+        assert len(trainable) < len(list(module.parameters())), "fine-tuning froze nothing"
+    unreached = [n for n, p in trainable.items() if p.grad is None]
+    # a MoCE-IR expert that no image chose gets no gradient in one step (its contract test forces each in turn)
+    unreached = [n for n in unreached if ".experts." not in n]
+    assert not unreached, f"trainable parameters without a gradient: {unreached[:5]}"
