@@ -143,3 +143,18 @@ def test_two_runs_started_together_never_share_a_folder(tmp_path):
     assert len(claimed) == 2 and all(p.name.rsplit("_", 1)[1].isdigit() for p in claimed)
     for folder in claimed:
         assert (folder / ".hydra" / "config.yaml").is_file() and (folder / "debug.log").is_file()
+
+
+@pytest.mark.parametrize("strategy", ["art", "dcpt_pretrain", "ram_pretrain"])
+def test_strategies_under_ddp_with_two_cpu_processes(tmp_path, strategy):
+    """Each strategy trains in two processes: Art reduces its per-family losses across ranks (a family may be on
+    one rank only), DCPT's classifier and RAM's token are synchronised parameters like the network's."""
+    run = tmp_path / strategy
+    extra = ["model=promptir_tiny", "model.backbone.dim=8", "model.backbone.latent_out_channels=32"]
+    proc = _run("trainer=ddp_sim", f"strategy={strategy}", *extra, "data.samples_per_epoch=16", "test=false",
+                f"hydra.run.dir={run}")
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    if strategy == "art":
+        history = state["aioir_strategy_state"]
+        assert len(history["average"]) >= 3 and set(history["average"]) <= set(history["families"])
