@@ -11,6 +11,11 @@ rank), detached, and the objective is ``sum_k w_k L_k``. A family whose loss has
 sits far above its best gets more weight. The history is updated after the weights are taken, with the losses
 averaged over every rank (so every rank holds the same state), and it is saved in checkpoints.
 
+The history follows each family's L1 (``track: l1``, the release's loss, which always lies in (0, 1)), while the
+weights multiply the family's share of the run's own objective; ``track: objective`` follows the objective itself
+(only meaningful where it stays in (0, 1): a PSNR term makes it negative). Losses are held inside (0, 1) for the
+logarithms, where the release would fail.
+
 Defaults are the official release's (Aitical/Art: ``rate`` 0.01, ``T`` 0.1, history starting at 0.1, no
 warm-up). Where the release differs from its own description it is an option, off by default:
 ``stale_average`` lists families whose average is never updated, as the release does for snow (its average is
@@ -26,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from src.strategies.base import Strategy, batch_subset
@@ -36,11 +42,17 @@ log = logging.getLogger(__name__)
 ABSENT = -1e5
 
 
+def _inside(value: float) -> float:
+    """``value`` held inside (0, 1), where the score's logarithms have the sign the method needs."""
+    return min(max(value, 1e-12), 1.0 - 1e-6)
+
+
 class Art(Strategy):
     """Per-family loss weights from each family's loss history (see the module docstring)."""
 
     def __init__(self, temperature: float = 0.1, rate: float = 0.01, initial: float = 0.1,
-                 stale_average: Sequence[str] = (), families: Sequence[str] | None = None) -> None:
+                 stale_average: Sequence[str] = (), families: Sequence[str] | None = None,
+                 track: str = "l1") -> None:
         super().__init__()
         for key, value in (("temperature", temperature), ("rate", rate), ("initial", initial)):
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
@@ -49,6 +61,9 @@ class Art(Strategy):
             raise ConfigError(f"model.strategy.initial={initial}: the log ratio needs a loss history in (0, 1)")
         if rate > 1:
             raise ConfigError(f"model.strategy.rate={rate}: the new loss's weight in the average is at most 1")
+        if track not in ("l1", "objective"):
+            raise ConfigError(f"model.strategy.track={track!r}: expected 'l1' (the release) or 'objective'")
+        self.track = track
         self.temperature, self.rate, self.initial = float(temperature), float(rate), float(initial)
         self.stale_average = tuple(stale_average)
         #: the families in a fixed order (every rank the same); more are added as batches bring them
@@ -65,10 +80,10 @@ class Art(Strategy):
             if loss is None:
                 scores[family] = ABSENT
                 continue
-            # log10 of a loss at or above 1 would flip the ratio's sign (the release breaks there): held below 1
-            loss = min(max(loss, 1e-12), 1.0 - 1e-6)
+            # log10 outside (0, 1) would flip the ratio's sign or fail (the release breaks there): held inside
+            loss = _inside(loss)
             average = self.average.get(family, self.initial)
-            minimum = self.minimum.get(family, self.initial)
+            minimum = _inside(self.minimum.get(family, self.initial))
             scores[family] = (loss / average) * (math.log10(minimum) / math.log10(loss)) / self.temperature
         return scores
 
@@ -84,7 +99,7 @@ class Art(Strategy):
             if family not in self.stale_average:
                 previous = self.average.get(family, self.initial)
                 self.average[family] = self.rate * loss + (1.0 - self.rate) * previous
-            self.minimum[family] = min(self.minimum.get(family, self.initial), loss)
+            self.minimum[family] = min(self.minimum.get(family, self.initial), _inside(loss))
 
     # ------------------------------------------------------------------ training
     def _all_rank_means(self, module: Any, sums: Tensor, counts: Tensor) -> dict[str, float]:
@@ -112,18 +127,22 @@ class Art(Strategy):
         self._know(module, present)
         size = len(families)
         losses: dict[str, Tensor] = {}
+        tracked: dict[str, Tensor] = {}
         for family in present:
             index = [i for i, f in enumerate(families) if f == family]
             rows = torch.as_tensor(index, device=pred.device)
             subset_outputs = {k: (v[rows] if isinstance(v, Tensor) and v.dim() and v.shape[0] == size else v)
                               for k, v in outputs.items()}
-            losses[family], _ = module.loss.objective(pred[rows], batch_subset(batch, index, size), subset_outputs)
+            subset = batch_subset(batch, index, size)
+            losses[family], _ = module.loss.objective(pred[rows], subset, subset_outputs)
+            tracked[family] = (F.l1_loss(pred[rows].detach().float(), subset["gt"].float()) if self.track == "l1"
+                               else losses[family].detach())
         device = pred.device
         sums = torch.zeros(len(self.families), dtype=torch.float64, device=device)
         counts = torch.zeros_like(sums)
-        for family, loss in losses.items():
+        for family, loss in tracked.items():
             i = self.families.index(family)
-            sums[i], counts[i] = loss.detach().double(), 1.0
+            sums[i], counts[i] = loss.double(), 1.0
         means = self._all_rank_means(module, sums, counts)
         weights = self.weights(means)
         total = sum(weights[f] * losses[f] for f in present)
@@ -134,6 +153,9 @@ class Art(Strategy):
             if family in means:
                 terms[f"art/loss/{family}"] = torch.tensor(means[family])
         return module.complete_objective(total, terms, batch, aux, intent)
+
+    def example_fields(self, batch: int) -> dict[str, Any]:
+        return {"family": [self.families[0] if self.families else "probe"] * batch}
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> dict[str, Any]:

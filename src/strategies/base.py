@@ -37,6 +37,11 @@ class Strategy(nn.Module):
         """Restored images of an evaluation batch where the strategy restores differently; ``None``: as usual."""
         return None
 
+    def example_fields(self, batch: int) -> dict[str, Any]:
+        """Batch fields besides the images that :meth:`training_loss` reads, for ``batch`` made-up images (the
+        memory preflight and the benchmark time the objective on them)."""
+        return {}
+
     def checkpoint_state(self) -> dict[str, Any]:
         """State that is not a tensor of the model, as plain numbers (saved in every checkpoint)."""
         return {}

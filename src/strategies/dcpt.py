@@ -187,6 +187,9 @@ class DcptPretrain(Strategy):
                  "dcpt/accuracy": accuracy}
         return module.complete_objective(total, terms, batch, aux, intent)
 
+    def example_fields(self, batch: int) -> dict[str, Any]:
+        return {"family": [self.families[0]] * batch}
+
     def parameter_groups(self, module: Any, trainable: Sequence[nn.Parameter]) -> list[dict[str, Any]] | None:
         if self.classifier_lr is None:
             return None

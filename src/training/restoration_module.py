@@ -257,9 +257,13 @@ class RestorationModule(L.LightningModule):
 
     def example_fields(self, batch: int) -> dict[str, Any]:
         """Batch fields besides the images that the objective needs, for ``batch`` made-up images (the memory
-        preflight, the benchmark): an instruction-guided network's family; nothing for every other."""
+        preflight, the benchmark): an instruction-guided network's family or a strategy's (Art, DCPT); nothing
+        for every other."""
         families = getattr(self.instruction, "families", None)
-        return {"family": [families[0]] * batch} if families else {}
+        fields = {"family": [families[0]] * batch} if families else {}
+        if self.strategy is not None:  # a strategy that reads the family (Art, DCPT)
+            fields = {**self.strategy.example_fields(batch), **fields}
+        return fields
 
     def predict(self, batch: Mapping[str, Any]) -> Tensor:
         """The restored images of an evaluation batch (its condition taken from it where the network has one)."""

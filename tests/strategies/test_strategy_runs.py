@@ -41,6 +41,9 @@ def test_art_weights_favour_the_family_whose_loss_fell_least() -> None:
     weights = art.weights({"noise": 0.05, "rain": 0.08})
     assert weights["rain"] > weights["noise"] and sum(weights.values()) == pytest.approx(1.0)
     assert art.weights({"noise": 0.05})["rain"] == pytest.approx(0.0)  # absent from the batch: no weight
+    negative = Art(families=["noise"], track="objective")  # an objective with a PSNR term goes below zero
+    negative.update({"noise": -3.0})
+    assert negative.weights({"noise": -2.0}) == {"noise": 1.0}
     stale = Art(families=["snow"], stale_average=["snow"])
     stale.update({"snow": 0.02})
     assert "snow" not in stale.average and stale.minimum["snow"] == 0.02
