@@ -17,10 +17,10 @@ LAYERS = [
     {"utils"},
     {"data", "metrics"},
     {"models", "results"},
-    {"training"},
+    {"training", "strategies"},
     {"callbacks", "inference"},
     {"run"},
-    {"train", "eval", "restore", "summary", "bench", "analysis"},
+    {"train", "eval", "restore", "summary", "bench", "analysis", "recipe"},
 ]
 
 

@@ -3,9 +3,9 @@
     python experiments/strategies/summarise.py art  logs/art_evidence/runs/<time>  experiments/strategies/art.png
     python experiments/strategies/summarise.py dcpt logs/dcpt_evidence/runs/<time> experiments/strategies/dcpt.png
 
-art: each family's Art weight in the batches that had it (mean over the run's second half) beside how far its tracked L1 fell (mean of the
-first and last tenth of the logged steps); dcpt: the classifier's training accuracy over the steps against
-chance. Prints a Markdown table and writes the PNG.
+art: each family's Art weight in the batches that had it (mean over the run's second half) beside how far its
+tracked L1 fell (mean of the first and last tenth of the logged steps); dcpt: the classifier's training
+accuracy over the steps against chance. Prints a Markdown table and writes the PNG.
 """
 
 from __future__ import annotations

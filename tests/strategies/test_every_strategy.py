@@ -1,7 +1,8 @@
 """Every strategy of ``conf/strategy`` on every tiny model of ``conf/model``: it builds, one training step reaches
 every trainable parameter with finite values, or it is refused with a message that says why (a super-resolution
 network cannot reconstruct its input at its own size; a backbone without head positions has no features for
-DCPT). Parametrised by the config files, so a strategy or a model added is checked here without an edit."""
+DCPT). Parametrised by the config files, so a strategy or a model added is checked here without an edit; the
+fast suite runs one strategy per model in turn, the slow suite every pair."""
 
 from __future__ import annotations
 
@@ -33,8 +34,14 @@ def ranking_file(name: str, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("name", TINY)
+#: the fast suite pairs each tiny model with one strategy in turn (every model and every strategy runs); the slow
+#: suite runs every pair
+ROUND_ROBIN = {(name, STRATEGIES[i % len(STRATEGIES)]) for i, name in enumerate(TINY)}
+PAIRS = [pytest.param(name, strategy, marks=() if (name, strategy) in ROUND_ROBIN else pytest.mark.slow)
+         for name in TINY for strategy in STRATEGIES]
+
+
+@pytest.mark.parametrize(("name", "strategy"), PAIRS)
 def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str, tmp_path: Path) -> None:
     overrides = [f"model={name}", f"strategy={strategy}", "trainer=cpu", "logger=none"]
     if strategy == "ram_finetune":
