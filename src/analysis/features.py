@@ -2,7 +2,9 @@
 
 A :class:`Tap` is passed as the network's head: at every position it records the feature the backbone shows
 there (averaged over space: one vector per image) and then hands it to the model's own head, if it has one,
-so the network computes exactly what it computes without the tap.
+so the network computes exactly what it computes without the tap. A head's own degradation embeddings
+(``Head.degradation_embeddings``: PromptIR's prompt selection, MoCE-IR's routing) are recorded beside them as
+``head:<position>.<name>``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,20 @@ def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str,
     """Per position, an ``N x C`` array of the images' features (in order), and the N family labels."""
     tap = Tap(head)
     labels = []
-    for family, image in images:
-        net(image.unsqueeze(0).to(device), head=tap)
-        labels.append(family)
+    embeddings = head.degradation_embeddings() if head is not None else {}
+
+    def keep(name: str):
+        def record(module: torch.nn.Module, args: Any, output: Tensor) -> None:
+            value = output.detach().float()
+            tap.recorded[f"head:{name}"].append((value.mean(dim=(2, 3)) if value.dim() == 4 else value).cpu())
+        return record
+
+    handles = [module.register_forward_hook(keep(name)) for name, module in embeddings.items()]
+    try:
+        for family, image in images:
+            net(image.unsqueeze(0).to(device), head=tap)
+            labels.append(family)
+    finally:
+        for handle in handles:
+            handle.remove()
     return {name: torch.cat(parts).numpy() for name, parts in tap.recorded.items()}, labels

@@ -85,7 +85,8 @@ def image_features(net: torch.nn.Module, head: Any, samples: Mapping[str, Sequen
     if not features:
         raise ConfigError(f"{type(net).__name__} publishes no feature positions (feature_info is empty): GRIDS "
                           "needs the network's features")
-    stacked = np.concatenate([features[name] for name in sorted(features)], axis=1)
+    backbone = sorted(name for name in features if not name.startswith("head:"))  # deep features, not a head's
+    stacked = np.concatenate([features[name] for name in backbone], axis=1)
     labels_array = np.array(labels)
     return {family: stacked[labels_array == family] for family in samples}
 

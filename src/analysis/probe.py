@@ -81,7 +81,8 @@ def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
         if options.pictures:
             from src.analysis.probe_plot import write_figure
 
-            levels[name]["picture"] = write_figure(out / f"probe_{name}.png", values, labels, result, name).name
+            picture = out / f"probe_{name.replace(':', '_')}.png"
+            levels[name]["picture"] = write_figure(picture, values, labels, result, name).name
     record = {
         "model": OmegaConf.to_container(cfg.model, resolve=True).get("backbone", {}).get("_target_"),
         "weights": weights,

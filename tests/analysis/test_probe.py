@@ -43,3 +43,15 @@ def test_the_command_writes_a_record_pictures_and_a_table(tmp_path, capsys) -> N
             assert image.size[0] > 500
     assert record["levels"].keys() == written["levels"].keys()
     assert "kNN accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("model", "embedding"), [("promptir_tiny", "prompt_selection"), ("moce_ir_tiny", "routing")])
+def test_a_heads_degradation_embedding_is_probed_beside_the_features(tmp_path, model, embedding) -> None:
+    """PromptIR's prompt-selection logits and MoCE-IR's routing logits are probed as ``head:<position>.<name>``,
+    one per head position, with the head's own width (prompt components, experts)."""
+    cfg = compose("probe", [f"model={model}", "data.patch_size=32", "probe.per_family=6", "probe.seeds=1",
+                            "probe.pictures=false"], tmp_path)
+    levels = run_probe(cfg)["levels"]
+    heads = {name: level for name, level in levels.items() if name.startswith("head:")}
+    assert heads and all(name.endswith(f".{embedding}") for name in heads)
+    assert all(level["channels"] < 16 for level in heads.values())

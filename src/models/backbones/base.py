@@ -45,6 +45,12 @@ class Head(nn.Module, ABC):
     def forward(self, name: str, feature: Tensor, image: Tensor, **context: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The feature at position ``name`` after the head, and the head's auxiliary losses."""
 
+    def degradation_embeddings(self) -> dict[str, nn.Module]:
+        """Modules whose output is the head's own per-image degradation embedding (PromptIR's prompt-selection
+        logits, MoCE-IR's routing logits), by name; ``python -m src.analysis.probe`` probes them beside the
+        backbone's features. Default: none."""
+        return {}
+
 
 class Backbone(nn.Module, ABC):
     """What every backbone publishes. Subclasses set these in ``__init__`` (the defaults suit a single-scale

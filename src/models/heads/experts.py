@@ -362,6 +362,11 @@ class ExpertsHead(Head):
                 router_noise_in_eval,
             )
 
+    def degradation_embeddings(self) -> dict[str, nn.Module]:
+        """Each position's routing logits from its pooled feature (the frequency embedding's term, where there is
+        one, is added after this layer and left out)."""
+        return {f"{name}.routing": layer.router.gate for name, layer in self.layers.items()}
+
     def forward(
         self, name: str, feature: Tensor, image: Tensor, shared: Tensor | None = None, latent: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:

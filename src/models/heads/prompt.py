@@ -171,6 +171,10 @@ class PromptHead(Head):
                 unused[info.name] = official_unused(info.channels, prompt_dim, reduced, bias)
         self.unused = unused if official_unused_modules else None
 
+    def degradation_embeddings(self) -> dict[str, nn.Module]:
+        """Each position's prompt-selection logits (the softmax of which weighs the prompt components)."""
+        return {f"{name}.prompt_selection": block.prompt.select for name, block in self.blocks.items()}
+
     def forward(self, name: str, feature: Tensor, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if name not in self.blocks:
             raise KeyError(f"PromptHead has no position {name!r}; built for {list(self.blocks)}")
