@@ -22,8 +22,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
-from src.data.imresize import resize_batch
 from src.utils.atomic import write_atomic
+from src.utils.imresize import resize_batch
 
 log = logging.getLogger(__name__)
 

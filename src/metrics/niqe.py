@@ -37,8 +37,8 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma
 
-from src.data.imresize import imresize
 from src.utils.errors import UserError
+from src.utils.imresize import imresize
 
 #: where the pristine model sits in the mmagic wheel, and its checksum
 WHEEL_MEMBER = "mmagic/evaluation/metrics/niqe_pris_params.npz"

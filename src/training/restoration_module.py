@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.data.imresize import resize_batch
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
@@ -37,6 +36,7 @@ from src.training.speed import (
     resolve,
 )
 from src.utils.errors import ConfigError, DivergedError
+from src.utils.imresize import resize_batch
 
 log = logging.getLogger(__name__)
 #: where a checkpoint keeps the ids of the runs its loggers write to (``{"wandb": "<run id>"}``)

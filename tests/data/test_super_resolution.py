@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from src.data.degradations import BicubicDownsample
-from src.data.imresize import imresize
 from src.data.super_resolution import sr_datamodule
 from src.run.assemble import check_scales
 from src.utils.errors import ConfigError, DataError
+from src.utils.imresize import imresize
 
 
 def _png(path: Path, height: int, width: int, seed: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from src.data.imresize import imresize
+from src.utils.imresize import imresize
 
 from .base import Degradation
 from .ops import from_uint8, to_uint8

@@ -218,7 +218,7 @@ def test_sequence_prefixes_params_and_applies_in_order(photo: np.ndarray) -> Non
 
 def test_sr_is_matlab_bicubic_on_8_bit_levels_and_upsamples_back_when_asked(photo: np.ndarray) -> None:
     from src.data.degradations import BicubicDownsample
-    from src.data.imresize import imresize
+    from src.utils.imresize import imresize
 
     hr = photo[:60, :84]
     lr = BicubicDownsample(scale=3)(hr, rng_for(0))

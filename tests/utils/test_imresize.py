@@ -1,4 +1,4 @@
-"""MATLAB's bicubic imresize (src/data/imresize.py) against a stored vector and the algorithm's properties."""
+"""MATLAB's bicubic imresize (src/utils/imresize.py) against a stored vector and the algorithm's properties."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.data.imresize import contributions, cubic, imresize
+from src.utils.imresize import contributions, cubic, imresize
 
 VECTOR = Path(__file__).parents[1] / "vectors" / "matlab_bicubic.npz"
 SCALES = {"x1_2": 1 / 2, "x1_3": 1 / 3, "x1_4": 1 / 4, "x2": 2, "x3": 3}
