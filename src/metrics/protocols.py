@@ -8,7 +8,8 @@ job).
 Any protocol can add LPIPS (``metrics.lpips=alex|vgg|squeeze``, off by default) as a third quantity: it is
 computed on the clipped [0,1] RGB images whatever the protocol does to PSNR/SSIM (LPIPS is defined on RGB;
 gray images are repeated to three channels), and needs torchvision's backbone weights on disk
-(:mod:`src.metrics.lpips`), which is checked when the protocol is built.
+(:mod:`src.metrics.lpips`), which is checked when the protocol is built. ``metrics.niqe=true`` adds NIQE
+(:mod:`src.metrics.niqe`), a no-reference quantity of the restored (and the input) image alone.
 """
 
 from __future__ import annotations
@@ -16,11 +17,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
 from src.metrics.color import rgb_levels_to_y, to_uint8_levels
 from src.metrics.functional import check_pair, gaussian_window, psnr, ssim, uniform_window
 from src.metrics.lpips import LpipsScorer, check_net
+from src.metrics.niqe import niqe, pristine_model
+
+#: what the tables say about the NIQE columns
+NIQE_NOTE = "NIQE (no reference: BT.601 Y, 8-bit rounded, the authors' pristine model; lower is better)"
+
+
+def niqe_per_image(images: Tensor) -> Tensor:
+    """NIQE of each image of a B x C x H x W batch in [0, 1] (float64); NaN where an image has fewer than two
+    96 x 96 blocks (NIQE is undefined there), which the means leave out."""
+    values = []
+    for image in images.detach().float().clamp(0, 1).cpu().numpy():
+        array = image.transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
+        try:
+            values.append(niqe(array))
+        except ValueError:
+            values.append(float("nan"))
+    return torch.tensor(values, dtype=torch.float64, device=images.device)
 
 
 def lpips_note(net: str) -> str:
@@ -40,17 +59,20 @@ class MetricProtocol(ABC):
     name: str
     description: str
     lpips: str | None = None
+    niqe: bool = False
     _lpips: LpipsScorer | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.lpips is not None:
             check_net(self.lpips)
             object.__setattr__(self, "_lpips", LpipsScorer.load(self.lpips))
+        if self.niqe:
+            pristine_model()  # absent or altered: said now, not at the first validation
 
     @property
     def quantities(self) -> tuple[str, ...]:
-        """The keys of :meth:`per_image`: ``("psnr", "ssim")``, plus ``"lpips"`` when it is on."""
-        return ("psnr", "ssim", "lpips") if self.lpips is not None else ("psnr", "ssim")
+        """The keys of :meth:`per_image`: ``("psnr", "ssim")``, plus ``"lpips"`` and ``"niqe"`` when they are on."""
+        return ("psnr", "ssim") + (("lpips",) if self.lpips is not None else ()) + (("niqe",) if self.niqe else ())
 
     @property
     def min_side(self) -> int:
@@ -62,14 +84,17 @@ class MetricProtocol(ABC):
 
     @property
     def summary(self) -> str:
-        """The description for table captions: mentions LPIPS and its network when on."""
-        return f"{self.description}; {lpips_note(self.lpips)}" if self.lpips is not None else self.description
+        """The description for table captions: mentions LPIPS (and its network) and NIQE when on."""
+        notes = ([lpips_note(self.lpips)] if self.lpips is not None else []) + ([NIQE_NOTE] if self.niqe else [])
+        return "; ".join([self.description, *notes])
 
     def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """B x C x H x W floats in [0,1] (C = 1 or 3) -> {"psnr": (B,), "ssim": (B,)[, "lpips": (B,)]}, float64."""
         out = self._psnr_ssim(pred, target)
         if self._lpips is not None:
             out["lpips"] = self._lpips(pred, target)
+        if self.niqe:
+            out["niqe"] = niqe_per_image(pred)
         return out
 
     @abstractmethod

@@ -13,6 +13,8 @@ from src.utils.atomic import write_text_atomic
 COLUMNS = ("input_psnr", "input_ssim", "psnr", "ssim")
 #: present only where the protocol computed LPIPS (``metrics.lpips``); lower is better
 LPIPS_COLUMNS = ("input_lpips", "lpips")
+#: present only where the protocol computed NIQE (``metrics.niqe``, no reference); lower is better
+NIQE_COLUMNS = ("input_niqe", "niqe")
 
 
 def has_lpips(results: dict[str, dict[str, float]]) -> bool:
@@ -20,10 +22,16 @@ def has_lpips(results: dict[str, dict[str, float]]) -> bool:
     return any("lpips" in row for row in results.values())
 
 
+def optional_columns(results: dict[str, dict[str, float]]) -> tuple[str, ...]:
+    """The LPIPS and NIQE columns the rows carry, in that order (none: the table is as it always was)."""
+    return tuple(c for q, cols in (("lpips", LPIPS_COLUMNS), ("niqe", NIQE_COLUMNS))
+                 if any(q in row for row in results.values()) for c in cols)
+
+
 def average(results: dict[str, dict[str, float]]) -> dict[str, float]:
     """Mean over benchmarks of each column (finite values only)."""
     out = {}
-    for col in COLUMNS + (LPIPS_COLUMNS if has_lpips(results) else ()):
+    for col in COLUMNS + optional_columns(results):
         values = [row[col] for row in results.values() if col in row and math.isfinite(row[col])]
         out[col] = sum(values) / len(values) if values else float("nan")
     return out

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from src.metrics.protocols import lpips_note
 from src.results.published import ComparisonRow, comparison_rows, load_published, setting_of
-from src.results.record import LPIPS_COLUMNS, has_lpips
+from src.results.record import optional_columns
 from src.utils.atomic import write_text_atomic
 
 RESULT_COLUMNS = ("benchmark", "input_psnr", "input_ssim", "psnr", "ssim", "gain_psnr")
@@ -40,8 +40,8 @@ def protocol_caption(protocol: str, description: str | None = None, lpips: str |
 
 
 def result_columns(record: Mapping[str, Any]) -> tuple[str, ...]:
-    """The CSV/W&B columns of a record: ``RESULT_COLUMNS``, then the LPIPS ones where it has LPIPS."""
-    return RESULT_COLUMNS + (LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ())
+    """The CSV/W&B columns of a record: ``RESULT_COLUMNS``, then the LPIPS and NIQE ones where it has them."""
+    return RESULT_COLUMNS + optional_columns(record["benchmarks"])
 
 
 def summary_rows(record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, float]]]:
@@ -54,7 +54,7 @@ def result_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``metrics.json`` as flat rows: one per benchmark, then the group averages and the average, with the PSNR
     gain over the input."""
     rows = []
-    extra = LPIPS_COLUMNS if has_lpips(record["benchmarks"]) else ()
+    extra = optional_columns(record["benchmarks"])
     for name, row in summary_rows(record):
         values = {k: row.get(k, float("nan")) for k in RESULT_COLUMNS[1:-1]}
         rows.append({"benchmark": name, **values, "gain_psnr": values["psnr"] - values["input_psnr"],
@@ -94,7 +94,7 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
 def _result_cells(row: Mapping[str, Any]) -> list[str]:
     cells = [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
              _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
-    return cells + [_fmt(row[k], 4) for k in LPIPS_COLUMNS if k in row]
+    return cells + [_fmt(row[k], 4) for k in OPTIONAL_HEADERS if k in row]
 
 
 def _comparison_cells(row: ComparisonRow) -> list[str]:
@@ -106,7 +106,9 @@ def _comparison_cells(row: ComparisonRow) -> list[str]:
 #: said wherever a record of a network without weights is shown (``src.eval untrained=true``)
 UNTRAINED_NOTE = "**Untrained weights** (untrained=true): randomly initialised, a baseline, not a trained model."
 RESULT_HEADERS = ("benchmark", "input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)")
-LPIPS_HEADERS = ("input LPIPS ↓", "restored LPIPS ↓")
+#: headers of the optional columns (lower is better for both)
+OPTIONAL_HEADERS = {"input_lpips": "input LPIPS ↓", "lpips": "restored LPIPS ↓", "input_niqe": "input NIQE ↓",
+                    "niqe": "restored NIQE ↓"}
 COMPARISON_HEADERS = ("method", "benchmark", "ours PSNR", "published PSNR", "diff PSNR", "ours SSIM",
                       "published SSIM", "diff SSIM", "note")
 
@@ -117,7 +119,7 @@ def render_markdown(
 ) -> str:
     """The test table, then the comparison with the published numbers, each under the protocol caption."""
     caption = f"*{protocol_caption(record['metrics'], description, lpips=record.get('lpips'))}*"
-    headers = RESULT_HEADERS + (LPIPS_HEADERS if has_lpips(record["benchmarks"]) else ())
+    headers = RESULT_HEADERS + tuple(OPTIONAL_HEADERS[c] for c in optional_columns(record["benchmarks"]))
     results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
     parts += [f"\n*{b}: not the published set ({note}); no published number is compared with it.*"
@@ -190,11 +192,11 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
         title = f"{title} of UNTRAINED weights (untrained=true)"
     table = Table(title=f"{title}\n{caption}")
     table.add_column("benchmark")
-    lpips = has_lpips(record["benchmarks"])
+    extra = optional_columns(record["benchmarks"])
     for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
         table.add_column(col, justify="right")
-    for col in LPIPS_HEADERS if lpips else ():
-        table.add_column(col, justify="right")
+    for col in extra:
+        table.add_column(OPTIONAL_HEADERS[col], justify="right")
     rows = summary_rows(record)
     noted = record.get("notes", {})
     for name, row in rows:
@@ -202,14 +204,13 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
         label = f"{name} *" if name in noted else name
         cells = [label, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
                  f"{row['ssim']:.4f}", f"{gain:+.2f}"]
-        if lpips:
-            cells += [f"{row.get(col, float('nan')):.4f}" for col in LPIPS_COLUMNS]
+        cells += [f"{row.get(col, float('nan')):.4f}" for col in extra]
         table.add_row(*cells)
     return table
 
 
 def print_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> None:
-    console = Console(width=160 if has_lpips(record["benchmarks"]) else 120)
+    console = Console(width=120 + 20 * len(optional_columns(record["benchmarks"])))
     console.print(render_table(record, title, description))
     for benchmark, note in record.get("notes", {}).items():
         console.print(f"{benchmark}: not the published set ({note}); no published number is compared with it")

@@ -416,8 +416,10 @@ class RestorationModule(L.LightningModule):
         # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row
         degraded = self.protocol.per_image(resize_batch(lq.float(), gt.shape[-2:]), gt.float())
         for q in self.protocol.quantities:
-            self.meters[f"{stage}|{q}|{benchmark}"].update(restored[q])
-            self.meters[f"{stage}|input_{q}|{benchmark}"].update(degraded[q])
+            for prefix, values in (("", restored[q]), ("input_", degraded[q])):
+                if q == "niqe":  # undefined (NaN) below two 96 x 96 blocks: such images are left out of its mean
+                    values = values[torch.isfinite(values)]
+                self.meters[f"{stage}|{prefix}{q}|{benchmark}"].update(values)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step("val", batch)

@@ -66,3 +66,15 @@ def test_the_estimators_on_known_inputs() -> None:
     assert shape == pytest.approx(2.0, abs=0.05) and left == pytest.approx(right, rel=0.02)
     with pytest.raises(ValueError, match="two 96"):
         niqe(np.zeros((100, 100)), model=(np.zeros(36), np.eye(36)))
+
+
+def test_metrics_niqe_adds_no_reference_columns_to_the_test_table(model, tiny_cfg, tmp_path) -> None:
+    """``metrics.niqe=true``: restored and input NIQE per benchmark in metrics.json, results.md and the averages;
+    images too small for two blocks are left out of the mean rather than making it NaN."""
+    from src.eval import evaluate
+
+    evaluate(tiny_cfg("untrained=true", "metrics.niqe=true", "data.test_source.max_side=256", name="eval"))
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    for row in [*record["benchmarks"].values(), record["average"]]:
+        assert 0 < row["niqe"] < 100 and 0 < row["input_niqe"] < 100
+    assert "restored NIQE" in (tmp_path / "results.md").read_text()
