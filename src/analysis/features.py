@@ -80,3 +80,23 @@ def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str,
         for handle in handles:
             handle.remove()
     return {name: torch.cat(parts).numpy() for name, parts in tap.recorded.items()}, labels
+
+
+def analysis_device(choice: str) -> torch.device:
+    """``auto``: CUDA where there is one; else the device named."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def analysed_model(cfg: Any, overridden: Iterable[str] = ()) -> tuple[Any, Any, str]:
+    """The model an analysis command reads and what its weights are: a checkpoint (its stored groups unless
+    ``overridden`` on the command line), pretrained weights, or a seeded random init (``(cfg, model, source)``)."""
+    from src.run.assemble import build_model, load_weights, untrained
+
+    if untrained(cfg):
+        torch.manual_seed(cfg.seed)
+        return cfg, build_model(cfg), f"random initialisation (seed {cfg.seed})"
+    cfg, model = load_weights(cfg, overridden)
+    source = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
+    return cfg, model, source

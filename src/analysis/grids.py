@@ -39,9 +39,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from src.analysis.features import collect, family_samples
+from src.analysis.features import analysed_model, analysis_device, collect, family_samples
 from src.analysis.ggd import fit_ggd, log_density
-from src.run.assemble import build, build_model, load_weights, untrained
+from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups
 from src.utils.atomic import write_text_atomic
@@ -296,15 +296,9 @@ def group_command(groups: Iterable[Sequence[str]]) -> str:
 def run_grids(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     options = cfg.grids
     out = Path(cfg.paths.output_dir)
-    if untrained(cfg):
-        torch.manual_seed(cfg.seed)
-        model, weights = build_model(cfg), f"random initialisation (seed {cfg.seed})"
-    else:
-        cfg, model = load_weights(cfg, overridden)
-        weights = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
+    cfg, model, weights = analysed_model(cfg, overridden)
     show_config(cfg, out)
-    device = torch.device(options.device if options.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = analysis_device(str(options.device))
     model.eval().to(device)
     samples, shared = same_scene_samples(build(cfg.data, "data"), int(options.per_family), int(cfg.seed))
     log.info("GRIDS: %d images per family (%s clean patches) through %s (%s)", int(options.per_family),

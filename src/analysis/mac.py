@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.special import expit
 from torch import Tensor, nn
 
-from src.analysis.features import family_samples
-from src.run.assemble import build, build_model, load_weights, untrained
+from src.analysis.features import analysed_model, analysis_device, family_samples
+from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups
 from src.utils.atomic import write_text_atomic
@@ -144,15 +144,9 @@ def run_mac(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     """Rank the layers of the configured model; writes the ranking files in ``cfg.paths.output_dir``."""
     options = cfg.mac
     out = Path(cfg.paths.output_dir)
-    if untrained(cfg):
-        torch.manual_seed(cfg.seed)
-        model, weights = build_model(cfg), f"random initialisation (seed {cfg.seed})"
-    else:
-        cfg, model = load_weights(cfg, overridden)
-        weights = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
+    cfg, model, weights = analysed_model(cfg, overridden)
     show_config(cfg, out)
-    device = torch.device(options.device if options.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = analysis_device(str(options.device))
     model.eval().to(device)
     layers = parameter_layers({"net": model.net, "head": model.head})
     if not layers:

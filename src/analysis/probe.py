@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from src.analysis.features import collect, family_samples
+from src.analysis.features import analysed_model, analysis_device, collect, family_samples
 from src.analysis.probe_metrics import probe
-from src.run.assemble import build, build_model, load_weights, untrained
+from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups
 from src.utils.atomic import write_text_atomic
@@ -37,35 +36,18 @@ log = logging.getLogger(__name__)
 JSON_NAME = "probe.json"
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
-
-
-def _model(cfg: DictConfig, overridden: Iterable[str]) -> tuple[DictConfig, Any, str]:
-    """The model to probe and what its weights are: a checkpoint (its stored groups unless ``overridden`` on the
-    command line), pretrained weights, or a seeded random init."""
-    if untrained(cfg):
-        torch.manual_seed(cfg.seed)
-        return cfg, build_model(cfg), f"random initialisation (seed {cfg.seed})"
-    cfg, model = load_weights(cfg, overridden)
-    source = f"ckpt_path={cfg.ckpt_path}" if cfg.get("ckpt_path") else f"model.pretrained={cfg.model.pretrained}"
-    return cfg, model, source
-
-
 def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     """Probe every head position; writes probe.json (and pictures) in ``cfg.paths.output_dir``; returns the record."""
     options = cfg.probe
     out = Path(cfg.paths.output_dir)
-    cfg, model, weights = _model(cfg, overridden)
+    cfg, model, weights = analysed_model(cfg, overridden)
     show_config(cfg, out)
     net, head = model.net, model.head
     if not net.feature_info:
         raise ConfigError(
             f"{type(net).__name__} publishes no feature positions (feature_info is empty): nothing to probe"
         )
-    device = _device(str(options.device))
+    device = analysis_device(str(options.device))
     net.eval().to(device)
     if head is not None:
         head.eval().to(device)

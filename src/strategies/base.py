@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from src.models.backbones.base import Head
+from src.utils.errors import ConfigError
 
 
 class Strategy(nn.Module):
@@ -48,6 +49,14 @@ class Strategy(nn.Module):
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`checkpoint_state` when a run resumes."""
+
+
+def require_same_size(net: Any, what: str) -> None:
+    """Refuse a network whose output is not its input's size and kind (super-resolution, gray -> colour), which
+    ``what`` (a strategy that restores an input at its own size) needs."""
+    if net.scale != 1 or net.in_channels != net.out_channels:
+        raise ConfigError(f"{what}, which needs a network whose output is its input's size and kind (this one: "
+                          f"scale {net.scale}, {net.in_channels} -> {net.out_channels} channels)")
 
 
 def batch_subset(batch: Mapping[str, Any], index: Sequence[int], size: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from src.models.backbones.base import FeatureInfo
 from src.models.layers.norm import ChannelLayerNorm
-from src.strategies.base import FeatureTap, Strategy
+from src.strategies.base import FeatureTap, Strategy, require_same_size
 from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,7 @@ class DcptPretrain(Strategy):
 
     def bind(self, module: Any) -> None:
         net = module.net
-        if net.scale != 1 or net.in_channels != net.out_channels:
-            raise ConfigError("DCPT reconstructs the clean image from itself, which needs a network whose output "
-                              f"is its input's size and kind (this one: scale {net.scale}, {net.in_channels} -> "
-                              f"{net.out_channels} channels)")
+        require_same_size(net, "DCPT reconstructs the clean image from itself")
         chosen = choose_positions(net.feature_info, self.position_names)
         self.positions = [i.name for i in chosen]
         self.classifier = DegradationClassifier([i.channels for i in chosen], len(self.families), self.blocks,

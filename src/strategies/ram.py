@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from src.strategies.base import Strategy
+from src.strategies.base import Strategy, require_same_size
 from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ class RamPretrain(Strategy):
 
     def bind(self, module: Any) -> None:
         net = module.net
-        if net.scale != 1 or net.in_channels != net.out_channels:
-            raise ConfigError("RAM's masked pre-training restores the masked input at its own size, which needs a "
-                              f"network that keeps it (this one: scale {net.scale}, {net.in_channels} -> "
-                              f"{net.out_channels} channels)")
+        require_same_size(net, "RAM's masked pre-training restores the masked input at its own size")
         if self.token == "learned":
             self.mask_token = nn.Parameter(torch.zeros(1, net.in_channels, 1, 1))
 
