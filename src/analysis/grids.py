@@ -7,7 +7,7 @@ which group an input belongs to (GRIDS, Cao et al., ECCV 2024).
 1. **Similarity.** The same clean patches under each family (synthetic settings; elsewhere each family's own
    images, and the record says so) go through the network; its features at every head position, averaged over
    space and concatenated, are reduced by a PCA fitted on all of them, and each family's distribution over each
-   component is fitted with a generalised Gaussian (moment matching, :mod:`src.analysis.ggd`). The divergence
+   component is fitted with a generalised Gaussian (moment matching, :mod:`src.metrics.ggd`). The divergence
    of two families is the symmetric KL divergence of their fits (numerically integrated per component, summed
    over components, the components treated as independent).
 2. **Grouping.** The fewest groups whose largest within-group divergence stays under ``grids.bound``, searched
@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.analysis.features import analysed_model, analysis_device, collect, family_samples
-from src.analysis.ggd import fit_ggd, log_density
+from src.metrics.ggd import fit_ggd, log_density
 from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups

@@ -107,7 +107,6 @@ def conductance(forward: Callable[[Tensor], Tensor], layers: Sequence[tuple[str,
         return keep
 
     handles = [module.register_forward_hook(hook(i)) for i, (_, module) in enumerate(layers)]
-    total = [torch.zeros((), dtype=torch.float64) for _ in layers]
     accumulated: dict[int, Tensor] = {}
     previous: dict[int, Tensor] = {}
     height, width = image.shape[-2:]
@@ -128,9 +127,10 @@ def conductance(forward: Callable[[Tensor], Tensor], layers: Sequence[tuple[str,
     finally:
         for handle in handles:
             handle.remove()
+    values = np.zeros(len(layers))  # a layer whose output never needed a gradient conducts nothing
     for i, value in accumulated.items():
-        total[i] = value.abs().mean().double().cpu()
-    return np.array([float(t) for t in total])
+        values[i] = float(value.abs().mean())
+    return values
 
 
 def rank(layers: Sequence[str], values: np.ndarray) -> list[dict[str, Any]]:

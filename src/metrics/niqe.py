@@ -37,6 +37,7 @@ import numpy as np
 from scipy.ndimage import correlate
 from scipy.special import gamma
 
+from src.metrics.ggd import RATIOS, SHAPES
 from src.utils.errors import UserError
 from src.utils.imresize import imresize
 
@@ -46,8 +47,6 @@ PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c429
 #: searched in this order when no source is given
 DEFAULT_WHEEL_DIRS = (Path(".cache") / "wheels", Path(__file__).resolve().parents[2] / ".cache" / "wheels")
 BLOCK = 96
-_SHAPES = np.arange(0.2, 10.0 + 1e-9, 0.001)
-_RATIOS = gamma(2.0 / _SHAPES) ** 2 / (gamma(1.0 / _SHAPES) * gamma(3.0 / _SHAPES))
 
 
 def _wheel_candidates() -> list[Path]:
@@ -100,8 +99,8 @@ def aggd(values: np.ndarray) -> tuple[float, float, float]:
     ratio_lr = left / right
     rhat = np.mean(np.abs(values)) ** 2 / np.mean(values**2) if np.any(values) else np.nan
     normalised = rhat * (ratio_lr**3 + 1) * (ratio_lr + 1) / (ratio_lr**2 + 1) ** 2
-    error = (_RATIOS - normalised) ** 2
-    shape = float(_SHAPES[np.nanargmin(error)]) if np.isfinite(error).any() else float(_SHAPES[0])
+    error = (RATIOS - normalised) ** 2
+    shape = float(SHAPES[np.nanargmin(error)]) if np.isfinite(error).any() else float(SHAPES[0])
     factor = np.sqrt(gamma(1.0 / shape) / gamma(3.0 / shape))
     return shape, float(left * factor), float(right * factor)
 

@@ -131,10 +131,8 @@ class Art(Strategy):
         for family in present:
             index = [i for i, f in enumerate(families) if f == family]
             rows = torch.as_tensor(index, device=pred.device)
-            subset_outputs = {k: (v[rows] if isinstance(v, Tensor) and v.dim() and v.shape[0] == size else v)
-                              for k, v in outputs.items()}
             subset = batch_subset(batch, index, size)
-            losses[family], _ = module.loss.objective(pred[rows], subset, subset_outputs)
+            losses[family], _ = module.loss.objective(pred[rows], subset, batch_subset(outputs, index, size))
             tracked[family] = (F.l1_loss(pred[rows].detach().float(), subset["gt"].float()) if self.track == "l1"
                                else losses[family].detach())
         device = pred.device

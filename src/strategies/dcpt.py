@@ -16,6 +16,8 @@ official ``PromptIR_DC`` variant's stride-2 embedding of the degraded image as t
 (the paper's "solely from encoder features", ``PromptIR_NoImg_DC``) the map starts at zero. Features from any
 backbone's ``feature_info`` positions are used finest first; where a position is not half the size of the one
 before (other backbones), the running map is resized to it, which the official code never needs.
+The classification pass runs the network's whole forward on the degraded batch (the official one stops after
+decoder level 2, which is PromptIR-specific), so a step costs two full forwards and backwards.
 The official release has no pre-training options, so the positions, the blocks and the loss settings are ours
 (defaults: every position but the coarsest, two blocks, cross-entropy) and stated in the config.
 """

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from src.analysis.ggd import fit_ggd
 from src.analysis.grids import analyse, fewest_groups, group_command, kl_gennorm, partitions
+from src.metrics.ggd import fit_ggd
 
 
 def test_moment_fits_recover_the_shape_of_known_distributions() -> None:
