@@ -138,6 +138,19 @@ def _single_threaded() -> None:
 _single_threaded()
 
 
+def _machine_independent_precision() -> None:
+    """``trainer.precision: auto`` would train in bf16 on CPUs with native bf16: tests must not depend on the
+    machine they run on (tests of that choice set the variable themselves)."""
+    import os
+
+    from src.training.speed import CPU_BF16_ENV
+
+    os.environ[CPU_BF16_ENV] = "0"  # inherited by the subprocesses that tests start
+
+
+_machine_independent_precision()
+
+
 def _vgg16_stand_in() -> None:
     """``model=transweather``'s objective reads torchvision's ImageNet VGG16 from the hub cache and stops when it is
     absent (nothing is downloaded). The registry tests build every model config, so the session gets a

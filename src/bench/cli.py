@@ -84,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--ours", type=_ours, default={}, metavar="KEY=VALUE,...",
                    help="override speed.resolve for ours: compile, channels_last, precision, fused_adamw, "
                    "compile_mode (true/false/auto or a value)")
+    g.add_argument("--official-code", nargs="+", default=(), metavar="PATH",
+                   help="folders of official repositories (clones; nothing is fetched): each model's official "
+                   "network runs as the setting 'official', from the same weights, beside ours")
+    g.add_argument("--run-steps", type=int, default=None, metavar="N",
+                   help="the run length ours stands for: compile: auto compiles only runs of "
+                   "speed.compile_min_steps or more (GPU 5000, CPU 2000), as training does (default: unbounded)")
     g.add_argument("--ablation", nargs="*", choices=ABLATION_NAMES, default=None, metavar="SWITCH",
                    help="also time each speed switch alone on the baseline; the flag alone: every switch, "
                    f"else only those named ({', '.join(ABLATION_NAMES)}; e.g. leave compile out where its "
@@ -115,12 +121,21 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchConfig:
             p.error(f"--{name} must be at least 1, got {value}")
     if args.overlap >= args.tile:
         p.error(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    if args.official_code:
+        from src.bench.official import find_root, official_network
+
+        try:
+            for model in args.models:
+                find_root(official_network(model), args.official_code)
+        except (ValueError, FileNotFoundError) as err:
+            p.error(str(err))
     values = vars(args)
     renamed = {"models": tuple(args.models), "out": str(Path(args.out)), "device": device,
                "threads": args.threads or torch.get_num_threads(), "overrides": tuple(args.overrides),
                "latency_sizes": tuple(args.latency_sizes),
                "families": None if args.families is None else tuple(args.families),
-               "ablation": args.ablation is not None, "ablation_switches": tuple(args.ablation or ())}
+               "ablation": args.ablation is not None, "ablation_switches": tuple(args.ablation or ()),
+               "official_code": tuple(str(Path(f).expanduser()) for f in args.official_code)}
     return BenchConfig(**{**values, **renamed})
 
 

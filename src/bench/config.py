@@ -52,6 +52,11 @@ class BenchConfig:
     # ---- settings
     #: ``key=value`` overrides of ``speed.resolve`` for our setting (``compile=true`` ...)
     ours: dict[str, Any] = field(default_factory=dict)
+    #: folders of official repositories (``--official-code``): their networks run as a further setting
+    official_code: tuple[str, ...] = ()
+    #: the length (optimiser steps) of the run ``ours`` stands for: ``compile: auto`` compiles only runs of
+    #: ``speed.compile_min_steps`` or more, as in training; ``None``: a run long enough for every choice
+    run_steps: int | None = None
     ablation: bool = False
     #: the switches of the ablation (``settings.ABLATION_NAMES``); empty: every one
     ablation_switches: tuple[str, ...] = ()
@@ -71,7 +76,7 @@ class BenchConfig:
     def from_dict(cls, values: dict[str, Any]) -> BenchConfig:
         """Inverse of :meth:`as_dict` (JSON turns tuples into lists)."""
         data = dict(values)
-        for key in ("models", "overrides", "families", "ablation_switches"):
+        for key in ("models", "overrides", "families", "ablation_switches", "official_code"):
             if key in data:  # records written before a key existed lack it
                 data[key] = None if data[key] is None else tuple(data[key])
         data["latency_sizes"] = tuple(tuple(s) for s in data["latency_sizes"])

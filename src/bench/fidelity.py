@@ -37,8 +37,9 @@ CROP = 256
 
 
 def arithmetic(setting: NamedSetting) -> str:
-    """``"bf16"`` when the setting autocasts, else ``"fp32"``: the tolerance class it is judged by."""
-    return "bf16" if setting.speed.autocast_dtype is not None else "fp32"
+    """``"bf16"`` when the setting autocasts in inference, else ``"fp32"``: the tolerance class its outputs are
+    judged by (a CPU's bf16 for training only infers in fp32)."""
+    return "bf16" if setting.speed.inference_autocast_dtype is not None else "fp32"
 
 
 def photograph(seed: int) -> tuple[torch.Tensor, torch.Tensor]:

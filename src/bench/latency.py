@@ -35,7 +35,7 @@ def restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Calla
     """A function restoring one image under the setting (as ``src.restore`` does: padded to the network's
     multiple, ``inference_mode``, the setting's autocast), and that multiple."""
     settings, device = setting.speed, cfg.device
-    built = network.build(model, cfg.overrides, settings, device, cfg.seed)
+    built = network.build(model, cfg.overrides, settings, device, cfg.seed, cfg.official_code, setting.official)
     trainee = built.trainee.eval()
 
     def restore(x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def restorer(model: str, setting: NamedSetting, cfg: BenchConfig) -> tuple[Calla
     run = padded(restore, built.multiple)
 
     def call(image: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), speed.autocast(settings, device):
+        with torch.inference_mode(), speed.autocast(settings, device, inference=True):
             return run(image)
 
     return call, built.multiple

@@ -58,24 +58,64 @@ class Trainee(nn.Module):
         return self.net(lq, head=self.head, **({} if condition is None else {"condition": condition}))[0]
 
 
+class OfficialTrainee(nn.Module):
+    """The official network under the suite's objective: ``(lq, gt) -> loss`` with the same loss module as ours,
+    so the timed difference is the network (the networks with an official twin read nothing else of a batch)."""
+
+    def __init__(self, official: nn.Module, loss: nn.Module,
+                 call: Callable[[nn.Module, Tensor], tuple[Tensor, dict[str, Tensor]]]) -> None:
+        super().__init__()
+        self.official = official
+        self.loss = loss
+        self._call = call
+
+    @property
+    def net(self) -> nn.Module:
+        return self.official
+
+    @property
+    def head(self) -> nn.Module | None:
+        return None
+
+    def forward(self, lq: Tensor, gt: Tensor) -> Tensor:
+        pred, outputs = self._call(self.official, lq)
+        return self.loss.objective(pred, {"lq": lq, "gt": gt}, outputs)[0]
+
+    def restore(self, lq: Tensor) -> Tensor:
+        return self._call(self.official, lq)[0]
+
+
 @dataclass
 class Built:
     """A network ready to time, with what is needed to make its optimiser."""
 
-    trainee: Trainee
+    trainee: Trainee | OfficialTrainee
     optimizer_factory: Callable[..., torch.optim.Optimizer]
     multiple: int
     parameters: int
 
 
-def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device: str, seed: int) -> Built:
-    """A fresh network of ``model=<model>`` (same seed, so every setting starts from the same weights)."""
+def build(model: str, overrides: Sequence[str], settings: SpeedSettings, device: str, seed: int,
+          official_code: Sequence[str] = (), official: bool = False) -> Built:
+    """A fresh network of ``model=<model>`` (same seed, so every setting starts from the same weights). With
+    ``official_code`` (folders of official repositories) the weights are the official network's initialisation
+    converted into ours, and ``official`` times the official network itself."""
     from src.run.assemble import build_model, compose
 
     cfg = compose("train", [f"model={model}", *overrides])
     torch.manual_seed(seed)
     module = build_model(cfg)
-    trainee = Trainee(module).to(device)
+    trainee: Trainee | OfficialTrainee = Trainee(module)
+    if official_code:
+        from src.bench import official as official_code_
+
+        spec = official_code_.official_network(model)
+        torch.manual_seed(seed)
+        official_net = official_code_.build_official(spec, official_code_.find_root(spec, official_code))
+        official_code_.convert_into(module, official_net, spec)
+        if official:
+            trainee = OfficialTrainee(official_net, module.loss, spec.call)
+    trainee = trainee.to(device)
     prepare(trainee, settings)
     return Built(
         trainee=trainee,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from src.bench.settings import BASELINE
+from src.bench.settings import BASELINE, OFFICIAL
 from src.utils.atomic import write_text_atomic
 
 
@@ -37,31 +37,40 @@ def machine_line(result: dict[str, Any]) -> str:
             f"{load.get('before', ['?'])[0]} / {load.get('after', ['?'])[0]}.")
 
 
+def _with_official(models: dict[str, Any]) -> bool:
+    return any(OFFICIAL in figures["training"] for figures in models.values())
+
+
+def _vs(runs: dict[str, Any], name: str, reference: str) -> str:
+    return f"{runs[reference]['median_s'] / runs[name]['median_s']:.2f}x" if reference in runs else "-"
+
+
 def training_table(models: dict[str, Any]) -> list[str]:
+    official = _with_official(models)
     rows = []
     for model, figures in models.items():
-        base = figures["training"][BASELINE]
-        for name, run in figures["training"].items():
-            speedup = base["median_s"] / run["median_s"]
+        runs = figures["training"]
+        for name, run in runs.items():
             rows.append([model, name, run["describe"], f"{run['batch']} x {run['size'][0]}x{run['size'][1]}",
                          f"{run['warmup_s']:.1f}", f"{run['median_s'] * 1000:.0f}", f"{run['iqr_s'] * 1000:.0f}",
-                         f"{run['images_per_s']:.2f}", _mib(run["memory"]), f"{speedup:.2f}x"])
+                         f"{run['images_per_s']:.2f}", _mib(run["memory"]), _vs(runs, name, BASELINE)]
+                        + ([_vs(runs, name, OFFICIAL)] if official else []))
     header = ["model", "setting", "switches", "batch", "warm-up s", "median ms/step", "IQR ms", "img/s", "peak memory",
-              "vs baseline"]
+              "vs baseline"] + (["vs official"] if official else [])
     return ["## Training throughput", "", *_table(header, rows)]
 
 
 def latency_table(models: dict[str, Any]) -> list[str]:
+    official = _with_official(models)
     rows = []
     for model, figures in models.items():
         for size, runs in figures["latency"].items():
-            base = runs[BASELINE]
             for name, run in runs.items():
                 rows.append([model, size, name, run["describe"], f"{run['warmup_s']:.1f}",
                              f"{run['median_s'] * 1000:.0f}", f"{run['iqr_s'] * 1000:.0f}", _mib(run["memory"]),
-                             f"{base['median_s'] / run['median_s']:.2f}x"])
+                             _vs(runs, name, BASELINE)] + ([_vs(runs, name, OFFICIAL)] if official else []))
     header = ["model", "image", "setting", "switches", "warm-up s", "median ms", "IQR ms", "peak memory",
-              "vs baseline"]
+              "vs baseline"] + (["vs official"] if official else [])
     return ["## Inference latency (batch 1)", "", *_table(header, rows)]
 
 
@@ -103,7 +112,10 @@ def fidelity_table(models: dict[str, Any]) -> list[str]:
             if inf is None and tr is None:
                 continue
             within = (inf is None or inf["within"]) and (tr is None or tr["within"])
-            rows.append([model, name, (inf or tr)["arithmetic"],
+            kinds = dict.fromkeys(part["arithmetic"] for part in (inf, tr) if part is not None)
+            arithmetic = (f"inference {inf['arithmetic']}, training {tr['arithmetic']}" if len(kinds) > 1
+                          else next(iter(kinds)))
+            rows.append([model, name, arithmetic,
                          _db(inf["agreement_db"]) if inf else "-", f"{inf['max_abs_diff']:.1e}" if inf else "-",
                          f"{inf['psnr_shift_db']:.4f}" if inf else "-",
                          f"{tr['relative_change']:.1e}" if tr else "-", "yes" if within else "**no**"])

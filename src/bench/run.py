@@ -19,9 +19,8 @@ from src.bench.isolate import measure
 from src.bench.latency import size_key
 from src.bench.loader import family_datasets, measure_loader
 from src.bench.network import check_models
-from src.bench.settings import BASELINE, OURS, NamedSetting, named_settings
+from src.bench.settings import BASELINE, OFFICIAL, OURS, NamedSetting, named_settings, ours_speed
 from src.bench.tiled import judge
-from src.training import speed
 from src.training.speed import SpeedSettings
 from src.utils.atomic import write_text_atomic
 from src.utils.memory import cpu_peak_resettable
@@ -33,15 +32,22 @@ PARTIAL_NAME = "bench.partial.json"
 
 
 def speedups(models: dict[str, Any]) -> None:
-    """Per model: ours and each ablation over the baseline, from the stored medians (throughput up = time down)."""
+    """Per model: ours and each ablation over the baseline, from the stored medians (throughput up = time down);
+    where the official code ran, every setting over it too (``vs_official``)."""
     for figures in models.values():
         training = figures["training"]
-        base = training[BASELINE]["median_s"]
-        figures["speedup"] = {
-            "training": {name: base / run["median_s"] for name, run in training.items() if name != BASELINE},
-            "latency": {size: {name: runs[BASELINE]["median_s"] / run["median_s"] for name, run in runs.items()
-                               if name != BASELINE} for size, runs in figures["latency"].items()},
-        }
+        figures["speedup"] = _ratios(training, figures["latency"], BASELINE)
+        if OFFICIAL in training:
+            figures["speedup"]["vs_official"] = _ratios(training, figures["latency"], OFFICIAL)
+
+
+def _ratios(training: dict[str, Any], latency: dict[str, Any], reference: str) -> dict[str, Any]:
+    base = training[reference]["median_s"]
+    return {
+        "training": {name: base / run["median_s"] for name, run in training.items() if name != reference},
+        "latency": {size: {name: runs[reference]["median_s"] / run["median_s"] for name, run in runs.items()
+                           if name != reference} for size, runs in latency.items()},
+    }
 
 
 def for_inference(settings: list[NamedSetting], cfg: BenchConfig) -> list[NamedSetting]:
@@ -53,9 +59,9 @@ def for_inference(settings: list[NamedSetting], cfg: BenchConfig) -> list[NamedS
         speed_settings = dataclasses.replace(s.speed, fused_adamw=False)
         if s.speed.compile and not cfg.compile_inference:
             speed_settings = dataclasses.replace(speed_settings, compile=False, compile_mode=None)
-        if s.name not in (BASELINE, OURS) and speed_settings == SpeedSettings.baseline():
+        if s.name not in (BASELINE, OURS, OFFICIAL) and speed_settings == SpeedSettings.baseline():
             continue
-        result.append(NamedSetting(s.name, speed_settings, None))
+        result.append(NamedSetting(s.name, speed_settings, None, s.official))
     return result
 
 
@@ -91,7 +97,7 @@ def measure_model(model: str, settings: list[NamedSetting], cfg: BenchConfig, is
     figures["fidelity"] = {"inference": fidelity.measure_inference(model, inference, cfg),
                            "training": fidelity.first_loss_changes(figures["training"])}
     if cfg.tiled_for(model):
-        ours = NamedSetting(OURS, speed.resolve("cpu", **cfg.ours))
+        ours = NamedSetting(OURS, ours_speed("cpu", cfg.ours, cfg.run_steps))
         (cpu_setting,) = for_inference([ours], cfg)
         log.info("%s: tiled %s on CPU", model, size_key(cfg.tiled_size))
         if isolate or cfg.tiled_fresh_process:
@@ -108,7 +114,8 @@ def run(cfg: BenchConfig, command: str | None = None) -> dict[str, Any]:
     check_models(cfg.models)
     torch.set_num_threads(cfg.threads)
     isolate = cfg.isolate or (cfg.device == "cpu" and not cpu_peak_resettable())
-    settings = named_settings(cfg.device, cfg.ours, cfg.ablation, cfg.baseline_ddp, cfg.ablation_switches)
+    settings = named_settings(cfg.device, cfg.ours, cfg.ablation, cfg.baseline_ddp, cfg.ablation_switches,
+                              cfg.run_steps, official=bool(cfg.official_code))
     result: dict[str, Any] = {
         "schema": 1,
         "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -10,6 +10,8 @@ from src.training import speed
 from src.training.speed import SpeedSettings
 
 BASELINE, OURS = "baseline", "ours"
+#: the official implementation itself, run the baseline's way (``--official-code``)
+OFFICIAL = "official"
 #: the ablation of the baseline's DDP unused-parameter search (the suite's DDP runs without it)
 NO_UNUSED_SEARCH = "+ddp_no_unused_search"
 #: each switch alone on top of the baseline (``--ablation``), so every default of ``speed.resolve`` has a number;
@@ -34,19 +36,24 @@ class NamedSetting:
     speed: SpeedSettings
     #: ``find_unused_parameters`` of a one-process DDP wrapper, or ``None`` for no wrapper
     ddp_find_unused: bool | None = None
+    #: the official implementation's network instead of ours (same weights)
+    official: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "speed": self.speed.as_dict(), "ddp_find_unused": self.ddp_find_unused}
+        return {"name": self.name, "speed": self.speed.as_dict(), "ddp_find_unused": self.ddp_find_unused,
+                "official": self.official}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> NamedSetting:
-        return cls(values["name"], SpeedSettings(**values["speed"]), values["ddp_find_unused"])
+        return cls(values["name"], SpeedSettings(**values["speed"]), values["ddp_find_unused"],
+                   values.get("official", False))
 
     def describe(self, training: bool = True) -> str:
         """Short text for tables: ``fp32 eager contiguous AdamW`` and so on (no optimiser for inference)."""
         s = self.speed
+        dtype = s.autocast_dtype if training else s.inference_autocast_dtype
         parts = [
-            "bf16" if s.autocast_dtype is not None else "fp32",
+            "bf16" if dtype is not None else "fp32",
             f"compile({s.compile_mode})" if s.compile and s.compile_mode else ("compile" if s.compile else "eager"),
             "channels-last" if s.channels_last else "contiguous",
         ]
@@ -54,7 +61,7 @@ class NamedSetting:
             parts.append("fused AdamW" if s.fused_adamw else "AdamW")
         if self.ddp_find_unused is not None:
             parts.append("DDP find-unused" if self.ddp_find_unused else "DDP")
-        return " ".join(parts)
+        return " ".join(["official code:", *parts] if self.official else parts)
 
 
 def parse_value(text: str) -> Any:
@@ -88,12 +95,23 @@ def baseline_ddp(choice: str, device: str) -> bool:
     return choice == "on" or (choice == "auto" and device == "cuda")
 
 
+def ours_speed(device: str, ours: dict[str, Any], run_steps: int | None = None) -> SpeedSettings:
+    """``speed.resolve`` with the ``--ours`` overrides, for a run of ``run_steps`` steps (``None``: unbounded):
+    an automatic compile is dropped where training would drop it (:func:`speed.compile_pays`)."""
+    settings = speed.resolve(device, **ours)
+    automatic = ours.get("compile", speed.AUTO) in (speed.AUTO, None)
+    steps = float("inf") if run_steps is None else run_steps
+    if settings.compile and automatic and not speed.compile_pays(steps, speed.compile_min_steps(speed.AUTO, device)):
+        settings = dataclasses.replace(settings, compile=False)
+    return settings
+
+
 def named_settings(
     device: str, ours: dict[str, Any], ablation: bool = False, ddp_choice: str = "auto",
-    switches: tuple[str, ...] = (),
+    switches: tuple[str, ...] = (), run_steps: int | None = None, official: bool = False,
 ) -> list[NamedSetting]:
-    """Baseline, ours (``speed.resolve`` with the ``--ours`` overrides) and, with ``ablation``, each switch alone
-    (only ``switches`` where some are named)."""
+    """Baseline, ours (:func:`ours_speed`), with ``official`` the official network run the baseline's way, and
+    with ``ablation`` each switch alone (only ``switches`` where some are named)."""
     unknown = sorted(set(switches) - set(ABLATION_NAMES))
     if unknown:
         raise ValueError(f"unknown ablation switch(es) {unknown}; expected some of {', '.join(ABLATION_NAMES)}")
@@ -101,8 +119,10 @@ def named_settings(
     base = SpeedSettings.baseline()
     settings = [
         NamedSetting(BASELINE, base, True if baseline_ddp(ddp_choice, device) else None),
-        NamedSetting(OURS, speed.resolve(device, **ours)),
+        NamedSetting(OURS, ours_speed(device, ours, run_steps)),
     ]
+    if official:
+        settings.insert(0, NamedSetting(OFFICIAL, base, settings[0].ddp_find_unused, official=True))
     if ablation:
         ddp = settings[0].ddp_find_unused
         settings += [NamedSetting(f"+{name}", dataclasses.replace(base, **c), ddp)

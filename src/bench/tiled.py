@@ -59,7 +59,7 @@ def measure_tiled(
     trainee = built.trainee.eval()
 
     def restore(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), speed.autocast(settings, DEVICE):
+        with torch.inference_mode(), speed.autocast(settings, DEVICE, inference=True):
             return trainee.restore(speed.prepare_input(x, settings))
 
     height, width = cfg.tiled_size

@@ -19,6 +19,7 @@ from src.bench.config import BenchConfig
 from src.bench.settings import NamedSetting
 from src.bench.timing import interleave, summarise, time_calls
 from src.training import speed
+from src.training.precision import PrecisionTrial
 from src.training.speed import SpeedSettings
 from src.utils.memory import PeakMemory, current_mib, release_freed_memory, standalone
 
@@ -40,7 +41,7 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
     memory = PeakMemory(device)
     memory.reset()
     start = time.perf_counter()
-    built = network.build(model, cfg.overrides, settings, device, cfg.seed)
+    built = network.build(model, cfg.overrides, settings, device, cfg.seed, cfg.official_code, setting.official)
     built.trainee.train()
     runner = built.trainee
     if setting.ddp_find_unused is not None:
@@ -52,21 +53,32 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
     gt = speed.prepare_input(torch.rand(shape, generator=generator).to(device), settings)
     build_s = time.perf_counter() - start
     first_loss: list[torch.Tensor] = []
+    # speed=auto on a CPU with native bf16: the run's first steps try both precisions (src.training.precision)
+    trial = PrecisionTrial() if settings.autocast_dtype is not None and not settings.autocast_inference else None
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with speed.autocast(settings, device):
+        bf16 = trial.next_bf16() if trial is not None else settings.autocast_dtype is not None
+        started = time.perf_counter()
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             loss = runner(lq, gt)
         loss.backward()
         optimizer.step()
+        if trial is not None:
+            trial.record(time.perf_counter() - started)
         if not first_loss:  # same weights and batch in every setting: the fidelity check compares it
             first_loss.append(loss.detach())
 
     warmup = max(cfg.warmup, MIN_WARMUP) + (cfg.compile_warmup if settings.compile else 0)
+    if trial is not None:  # the trial runs within the warm-up: the timed steps are the settled precision's
+        warmup = max(warmup, 2 * (trial.warmup + trial.steps))
     warmup_times = time_calls(step, warmup, device)
+    describe = setting.describe()
+    if trial is not None:
+        describe += f" (trial: {'bf16' if trial.decided else 'fp32'})"
     record = {
         "setting": setting.as_dict(),
-        "describe": setting.describe(),
+        "describe": describe,
         "device": device,
         "threads": torch.get_num_threads(),
         "batch": cfg.batch,
@@ -78,6 +90,7 @@ def prepare(model: str, setting: NamedSetting, cfg: BenchConfig, base_mib: float
         "warmup_s": sum(warmup_times),
         "first_loss": float(first_loss[0]),
         "memory": standalone(memory.read(), base_mib),
+        **({"precision_trial": trial.summary()} if trial is not None else {}),
     }
     return Prepared(step, record)
 

@@ -24,6 +24,7 @@ from src.training.footprint import (
     probe_sides,
     probe_steps,
 )
+from src.training.precision import TrainingStepMixedPrecision
 from src.training.speed import bf16_supported
 from src.utils.errors import UserError
 from src.utils.memory import available_bytes, current_mib
@@ -81,6 +82,8 @@ class Preflight(L.Callback):
         device = pl_module.device
         settings = getattr(pl_module, "speed", None)
         dtype = settings.autocast_dtype if settings is not None else None
+        if isinstance(getattr(trainer, "precision_plugin", None), TrainingStepMixedPrecision):
+            dtype = None  # its trial may settle on fp32: plan for that, the larger footprint
         channels_last = bool(settings and settings.channels_last)
         multiple = int(getattr(getattr(pl_module, "net", None), "multiple", 1) or 1)
         held = current_mib(device.type) * 2**20

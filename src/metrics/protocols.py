@@ -24,6 +24,7 @@ from src.metrics.color import rgb_levels_to_y, to_uint8_levels
 from src.metrics.functional import check_pair, gaussian_window, psnr, ssim, uniform_window
 from src.metrics.lpips import LpipsScorer, check_net
 from src.metrics.niqe import niqe, pristine_model
+from src.metrics.pyiqa_bridge import PyiqaScorer
 
 #: what the tables say about the NIQE columns
 NIQE_NOTE = "NIQE (no reference: BT.601 Y, 8-bit rounded, the authors' pristine model; lower is better)"
@@ -60,7 +61,10 @@ class MetricProtocol(ABC):
     description: str
     lpips: str | None = None
     niqe: bool = False
+    #: pyiqa metric names (``metrics.pyiqa=[musiq]``), computed through :mod:`src.metrics.pyiqa_bridge`
+    pyiqa: tuple[str, ...] = ()
     _lpips: LpipsScorer | None = field(default=None, init=False, repr=False, compare=False)
+    _pyiqa: tuple[PyiqaScorer, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.lpips is not None:
@@ -68,11 +72,21 @@ class MetricProtocol(ABC):
             object.__setattr__(self, "_lpips", LpipsScorer.load(self.lpips))
         if self.niqe:
             pristine_model()  # absent or altered: said now, not at the first validation
+        if self.pyiqa:  # pyiqa absent or a weight file missing: said now, naming what to install or put where
+            object.__setattr__(self, "pyiqa", tuple(self.pyiqa))
+            object.__setattr__(self, "_pyiqa", tuple(PyiqaScorer.load(name) for name in self.pyiqa))
 
     @property
     def quantities(self) -> tuple[str, ...]:
-        """The keys of :meth:`per_image`: ``("psnr", "ssim")``, plus ``"lpips"`` and ``"niqe"`` when they are on."""
-        return ("psnr", "ssim") + (("lpips",) if self.lpips is not None else ()) + (("niqe",) if self.niqe else ())
+        """The keys of :meth:`per_image`: ``("psnr", "ssim")``, plus ``"lpips"``, ``"niqe"`` and ``"pyiqa_<name>"``
+        when they are on."""
+        return ("psnr", "ssim") + (("lpips",) if self.lpips is not None else ()) + (("niqe",) if self.niqe else ()) \
+            + tuple(scorer.column for scorer in self._pyiqa)
+
+    @property
+    def no_reference_quantities(self) -> tuple[str, ...]:
+        """The quantities scored on an image alone (:meth:`per_image_no_reference`): NIQE and pyiqa's NR metrics."""
+        return (("niqe",) if self.niqe else ()) + tuple(s.column for s in self._pyiqa if s.no_reference)
 
     @property
     def min_side(self) -> int:
@@ -86,6 +100,8 @@ class MetricProtocol(ABC):
     def summary(self) -> str:
         """The description for table captions: mentions LPIPS (and its network) and NIQE when on."""
         notes = ([lpips_note(self.lpips)] if self.lpips is not None else []) + ([NIQE_NOTE] if self.niqe else [])
+        notes += [f"pyiqa {s.name} ({'no reference' if s.no_reference else 'full reference'}; "
+                  f"{'lower' if s.lower_better else 'higher'} is better)" for s in self._pyiqa]
         return "; ".join([self.description, *notes])
 
     def per_image(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
@@ -93,8 +109,18 @@ class MetricProtocol(ABC):
         out = self._psnr_ssim(pred, target)
         if self._lpips is not None:
             out["lpips"] = self._lpips(pred, target)
-        if self.niqe:
-            out["niqe"] = niqe_per_image(pred)
+        out.update(self.per_image_no_reference(pred))
+        for scorer in self._pyiqa:
+            if not scorer.no_reference:
+                out[scorer.column] = scorer(pred, target)
+        return out
+
+    def per_image_no_reference(self, pred: Tensor) -> dict[str, Tensor]:
+        """The no-reference quantities of images with no target (B x C x H x W in [0,1]), float64 per image."""
+        out = {"niqe": niqe_per_image(pred)} if self.niqe else {}
+        for scorer in self._pyiqa:
+            if scorer.no_reference:
+                out[scorer.column] = scorer(pred)
         return out
 
     @abstractmethod

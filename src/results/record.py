@@ -22,10 +22,16 @@ def has_lpips(results: dict[str, dict[str, float]]) -> bool:
     return any("lpips" in row for row in results.values())
 
 
+#: prefix of the columns of pyiqa metrics (``metrics.pyiqa``): ``pyiqa_musiq`` and ``input_pyiqa_musiq``
+PYIQA_PREFIX = "pyiqa_"
+
+
 def optional_columns(results: dict[str, dict[str, float]]) -> tuple[str, ...]:
-    """The LPIPS and NIQE columns the rows carry, in that order (none: the table is as it always was)."""
-    return tuple(c for q, cols in (("lpips", LPIPS_COLUMNS), ("niqe", NIQE_COLUMNS))
-                 if any(q in row for row in results.values()) for c in cols)
+    """The LPIPS, NIQE and pyiqa columns the rows carry, in that order (none: the table is as it always was)."""
+    fixed = tuple(c for q, cols in (("lpips", LPIPS_COLUMNS), ("niqe", NIQE_COLUMNS))
+                  if any(q in row for row in results.values()) for c in cols)
+    pyiqa = sorted({k for row in results.values() for k in row if k.startswith(PYIQA_PREFIX)})
+    return fixed + tuple(c for q in pyiqa for c in (f"input_{q}", q))
 
 
 def average(results: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -94,7 +94,7 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
 def _result_cells(row: Mapping[str, Any]) -> list[str]:
     cells = [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
              _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
-    return cells + [_fmt(row[k], 4) for k in OPTIONAL_HEADERS if k in row]
+    return cells + [_fmt(row[k], 4) for k in optional_order(row)]
 
 
 def _comparison_cells(row: ComparisonRow) -> list[str]:
@@ -109,6 +109,19 @@ RESULT_HEADERS = ("benchmark", "input PSNR", "input SSIM", "restored PSNR", "res
 #: headers of the optional columns (lower is better for both)
 OPTIONAL_HEADERS = {"input_lpips": "input LPIPS ↓", "lpips": "restored LPIPS ↓", "input_niqe": "input NIQE ↓",
                     "niqe": "restored NIQE ↓"}
+
+
+def optional_header(column: str) -> str:
+    """The header of an optional column: LPIPS and NIQE by name, a pyiqa metric as ``restored pyiqa musiq``."""
+    if column in OPTIONAL_HEADERS:
+        return OPTIONAL_HEADERS[column]
+    side, metric = ("input", column.removeprefix("input_")) if column.startswith("input_") else ("restored", column)
+    return f"{side} {metric.replace('_', ' ', 1)}"
+
+
+def optional_order(row: Mapping[str, Any]) -> list[str]:
+    """The optional columns a flat result row holds, in table order."""
+    return [k for k in optional_columns({"row": row}) if k in row]
 COMPARISON_HEADERS = ("method", "benchmark", "ours PSNR", "published PSNR", "diff PSNR", "ours SSIM",
                       "published SSIM", "diff SSIM", "note")
 
@@ -119,7 +132,7 @@ def render_markdown(
 ) -> str:
     """The test table, then the comparison with the published numbers, each under the protocol caption."""
     caption = f"*{protocol_caption(record['metrics'], description, lpips=record.get('lpips'))}*"
-    headers = RESULT_HEADERS + tuple(OPTIONAL_HEADERS[c] for c in optional_columns(record["benchmarks"]))
+    headers = RESULT_HEADERS + tuple(optional_header(c) for c in optional_columns(record["benchmarks"]))
     results = markdown_table(headers, map(_result_cells, result_rows(record)))
     parts = ["# Test results", "", caption, "", results]
     parts += [f"\n*{b}: not the published set ({note}); no published number is compared with it.*"
@@ -196,15 +209,15 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
     for col in ("input PSNR", "input SSIM", "restored PSNR", "restored SSIM", "gain (dB)"):
         table.add_column(col, justify="right")
     for col in extra:
-        table.add_column(OPTIONAL_HEADERS[col], justify="right")
+        table.add_column(optional_header(col), justify="right")
     rows = summary_rows(record)
     noted = record.get("notes", {})
     for name, row in rows:
         gain = row["psnr"] - row["input_psnr"]
         label = f"{name} *" if name in noted else name
-        cells = [label, f"{row['input_psnr']:.2f}", f"{row['input_ssim']:.4f}", f"{row['psnr']:.2f}",
-                 f"{row['ssim']:.4f}", f"{gain:+.2f}"]
-        cells += [f"{row.get(col, float('nan')):.4f}" for col in extra]
+        cells = [label, _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
+                 _fmt(row["ssim"], 4), _fmt(gain, 2, signed=True)]
+        cells += [_fmt(row.get(col, float("nan")), 4) for col in extra]
         table.add_row(*cells)
     return table
 

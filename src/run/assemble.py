@@ -87,16 +87,28 @@ def build_model(cfg: DictConfig) -> Any:
         raise ConfigError(f"building `model` failed: {type(err).__name__}: {err}") from err
 
 
-def resolve_trainer_precision(cfg: DictConfig) -> str:
+def resolve_trainer_precision(cfg: DictConfig, training: bool = True) -> str:
     """Replace ``trainer.precision: auto`` by bf16-mixed or 32-true for the device ``trainer.accelerator``
-    names (Lightning refuses "auto"); returns the precision. Call before building the Trainer."""
-    from src.training.speed import accelerator_device, resolve_precision
+    names (Lightning refuses "auto"); returns the precision. Call before building the Trainer.
+
+    On a CPU with native bf16, ``auto`` for ``training`` is bf16 around training steps only: the precision
+    flag is emptied and :class:`~src.training.precision.TrainingStepMixedPrecision` added to the plugins
+    (Lightning takes one or the other). Evaluation commands (``training=False``) keep 32-true there."""
+    from src.training.speed import accelerator_device, bf16_for_training_only, bf16_supported, resolve_precision
 
     trainer = cfg.get("trainer")
     if trainer is None or trainer.get("precision") is None:  # Lightning's default
         return "32-true"
-    precision = resolve_precision(trainer.precision, accelerator_device(trainer.get("accelerator")))
+    device = accelerator_device(trainer.get("accelerator"))
+    auto = trainer.precision == "auto"
+    precision = resolve_precision(trainer.precision, device, training=training)
     with open_dict(trainer):
+        if auto and training and not bf16_supported(device) and bf16_for_training_only(device):
+            trainer.precision = None
+            plugins = list(trainer.get("plugins") or [])
+            trainer.plugins = [*plugins, {"_target_": "src.training.precision.TrainingStepMixedPrecision",
+                                          "device": device}]
+            return f"{precision} (training steps only: this CPU has native bf16)"
         trainer.precision = precision
     return precision
 
@@ -127,10 +139,10 @@ def check_trainer_devices(cfg: DictConfig) -> None:
                     "suits testing the multi-process path, not training speed", devices, devices, cores)
 
 
-def prepare_trainer_config(cfg: DictConfig) -> str:
+def prepare_trainer_config(cfg: DictConfig, training: bool = True) -> str:
     """Check ``trainer.devices`` and resolve ``trainer.precision: auto``, once, before the Trainer is built."""
     check_trainer_devices(cfg)
-    return resolve_trainer_precision(cfg)
+    return resolve_trainer_precision(cfg, training)
 
 
 def build_group(cfg: DictConfig | None, group: str) -> list[Any]:
@@ -171,12 +183,13 @@ def finish_loggers(loggers: list[Any]) -> None:
             experiment.finish()
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` after :func:`prepare_trainer_config`; a learning-rate monitor is dropped
-    when there is no logger for it to write to (Lightning refuses it then)."""
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], training: bool = True) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` after :func:`prepare_trainer_config` (``training``: for ``fit``, else for
+    evaluation only); a learning-rate monitor is dropped when there is no logger for it to write to (Lightning
+    refuses it then)."""
     from lightning.pytorch.callbacks import LearningRateMonitor
 
-    log.info("trainer.precision: %s", prepare_trainer_config(cfg))  # "auto" never reaches Lightning
+    log.info("trainer.precision: %s", prepare_trainer_config(cfg, training))  # "auto" never reaches Lightning
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
@@ -295,5 +308,5 @@ def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled
     model = _weighted_model(cfg, state)
     check_scales(datamodule, model)
     loggers = build_loggers(cfg.get("logger"))
-    trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
+    trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers, training=False)
     return Assembled(cfg, datamodule, model, trainer, loggers)

@@ -22,13 +22,14 @@ from torch import Tensor, nn
 
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
+from src.training.precision import TrainingStepMixedPrecision
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from src.training.speed import (
     AUTO,
-    COMPILE_MIN_STEPS,
     FP32,
     SpeedSettings,
     check_options,
+    compile_min_steps,
     compile_pays,
     eager,
     prepare_input,
@@ -153,7 +154,7 @@ class RestorationModule(L.LightningModule):
         #: the resolved switches, set by ``setup`` once the device is known (``None``: baseline, unapplied)
         self.speed: SpeedSettings | None = None
         self._compile_deferred = False
-        self._compile_min_steps: int | None = COMPILE_MIN_STEPS
+        self._compile_min_steps: int | None = None
         self._sparse: list[SparselyUsed] | None = None
         if pretrained:
             from src.training.pretrained import load_pretrained
@@ -190,8 +191,10 @@ class RestorationModule(L.LightningModule):
             # Lightning cannot clip the gradients of an optimiser that unscales fp16 gradients itself (fused)
             options["fused_adamw"] = False
         # an automatic compile is kept at train start only where the run is long enough to pay it back
-        self._compile_min_steps = options.pop("compile_min_steps", COMPILE_MIN_STEPS)
+        self._compile_min_steps = compile_min_steps(options.pop("compile_min_steps", AUTO), device)
         settings = resolve(device, precision=precision, **options)
+        if isinstance(getattr(trainer, "precision_plugin", None), TrainingStepMixedPrecision):
+            settings = replace(settings, autocast_inference=False)
         self._compile_deferred = (settings.compile and options.get("compile", AUTO) in (AUTO, None)
                                   and self._compile_min_steps is not None and trainer is not None)
         prepare_network(self.net, replace(settings, compile=False) if self._compile_deferred else settings)
@@ -396,10 +399,13 @@ class RestorationModule(L.LightningModule):
         self._skipped = {}
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
-        lq, gt = batch["lq"], batch["gt"]
+        lq, gt = batch["lq"], batch.get("gt")
         benchmark = batch["benchmark"][0]
         if any(b != benchmark for b in batch["benchmark"]):
             raise ValueError(f"an evaluation batch mixes benchmarks {set(batch['benchmark'])}")
+        if gt is None:  # an unpaired set (data=unpaired): only the no-reference quantities can score it
+            self._eval_unpaired(stage, batch, benchmark)
+            return
         height, width = gt.shape[-2:]
         if min(height, width) < self.protocol.min_side:  # scored, it would fail the whole run; left out, named
             reason = (f"{width}x{height} is smaller than the {self.protocol.min_side}-pixel SSIM window of "
@@ -408,16 +414,35 @@ class RestorationModule(L.LightningModule):
                 log.warning("%s/%s: skipped, %s", benchmark, name, reason)
                 self._skipped.setdefault(benchmark, {})[name] = reason
             return
-        pred = (self.strategy.predict(self, batch) if self.strategy is not None else None)
-        pred = (self.predict(batch) if pred is None else pred).float()
-        if self.clip_output:
-            pred = pred.clamp(0.0, 1.0)
+        pred = self._restored(batch)
         restored = self.protocol.per_image(pred, gt.float())
         # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row
         degraded = self.protocol.per_image(resize_batch(lq.float(), gt.shape[-2:]), gt.float())
-        for q in self.protocol.quantities:
+        self._update_meters(stage, benchmark, restored, degraded)
+
+    def _restored(self, batch: dict[str, Any]) -> Tensor:
+        """The network's output for an evaluation batch, float, clipped where the run clips."""
+        pred = (self.strategy.predict(self, batch) if self.strategy is not None else None)
+        pred = (self.predict(batch) if pred is None else pred).float()
+        return pred.clamp(0.0, 1.0) if self.clip_output else pred
+
+    def _eval_unpaired(self, stage: str, batch: dict[str, Any], benchmark: str) -> None:
+        """Degraded images without targets: the no-reference quantities of the restored image and of the input."""
+        if not self.protocol.no_reference_quantities:
+            raise ConfigError(f"benchmark {benchmark} has no target images (data=unpaired): only no-reference "
+                              f"metrics can score it; add metrics.niqe=true (or metrics.pyiqa=[musiq] with pyiqa "
+                              f"installed)")
+        pred = self._restored(batch)
+        restored = self.protocol.per_image_no_reference(pred)
+        degraded = self.protocol.per_image_no_reference(batch["lq"].float())
+        self._update_meters(stage, benchmark, restored, degraded)
+
+    def _update_meters(self, stage: str, benchmark: str, restored: Mapping[str, Tensor],
+                       degraded: Mapping[str, Tensor]) -> None:
+        for q in restored:
             for prefix, values in (("", restored[q]), ("input_", degraded[q])):
-                if q == "niqe":  # undefined (NaN) below two 96 x 96 blocks: such images are left out of its mean
+                if q in self.protocol.no_reference_quantities:
+                    # NIQE is undefined (NaN) below two 96 x 96 blocks: such images are left out of its mean
                     values = values[torch.isfinite(values)]
                 self.meters[f"{stage}|{prefix}{q}|{benchmark}"].update(values)
 
@@ -429,10 +454,14 @@ class RestorationModule(L.LightningModule):
 
     def _summarise(self, stage: str) -> dict[str, dict[str, float]]:
         results: dict[str, dict[str, float]] = {}
+        unpaired = getattr(self.trainer.datamodule, "unpaired_benchmarks", ()) if self._trainer is not None else ()
         for benchmark in self._benchmarks(stage):
             row = {}
             for prefix in ("", "input_"):
                 for q in self.protocol.quantities:
+                    if benchmark in unpaired and q not in self.protocol.no_reference_quantities:
+                        row[f"{prefix}{q}"] = float("nan")  # no target: nothing to compare with
+                        continue
                     row[f"{prefix}{q}"] = float(self.meters[f"{stage}|{prefix}{q}|{benchmark}"].compute())
             results[benchmark] = row
         for benchmark, row in results.items():

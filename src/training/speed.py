@@ -12,6 +12,8 @@ resolved by :func:`resolve_precision` before the Trainer is built, as Lightning 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,10 +26,15 @@ AUTO = "auto"
 FP32, BF16_MIXED = "32-true", "bf16-mixed"
 #: keys of the ``speed`` config group (precision lives in ``trainer.precision``)
 OPTIONS = ("compile", "compile_mode", "channels_last", "fused_adamw", "compile_min_steps")
-#: ``compile: auto`` compiles a training run only when it plans at least this many optimiser steps: on an
-#: H200 compiling paper-size PromptIR's training step took about 150 s (the time of ~800 eager steps at
-#: batch 8, 128x128; experiments/speed/README.md), so a gain of 20% pays it back after ~4,000 steps
-COMPILE_MIN_STEPS = 5000
+#: ``compile: auto`` compiles a training run only when it plans at least this many optimiser steps, per device
+#: type. On an H200 compiling paper-size PromptIR's training step took about 150 s (the time of ~800 eager steps
+#: at batch 8, 128x128; experiments/speed/README.md), so a gain of 20% pays it back after ~4,000 steps. On a
+#: 2-core Xeon compiling took 1-4 minutes and trained 1.12x (PromptIR-tiny, 4.4 s a step: paid back after ~500
+#: steps) to 1.39x (Restormer-tiny) faster: 2,000 steps pays it back with room to spare.
+COMPILE_MIN_STEPS: dict[str, int] = {"cuda": 5000, "cpu": 2000}
+#: environment variable that overrides the detection of native bf16 on the CPU (``1``/``0``): for a machine
+#: whose detection is wrong, and for tests, which must not depend on the machine they run on
+CPU_BF16_ENV = "AIOIR_CPU_BF16"
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class SpeedSettings:
     #: Lightning precision string: ``"32-true"`` or ``"bf16-mixed"``
     precision: str = FP32
     fused_adamw: bool = False
+    #: whether the precision's autocast also covers inference (validation, test, restore); off where bf16 only
+    #: pays in training (a CPU: bf16 inference ran 0.78x as fast as fp32 there)
+    autocast_inference: bool = True
 
     @classmethod
     def baseline(cls) -> SpeedSettings:
@@ -49,7 +59,13 @@ class SpeedSettings:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        """The training autocast dtype (``None``: fp32)."""
         return torch.bfloat16 if self.precision.startswith("bf16") else None
+
+    @property
+    def inference_autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of inference: the training one unless it is for training only."""
+        return self.autocast_dtype if self.autocast_inference else None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +87,32 @@ def bf16_supported(device: torch.device | str) -> bool:
     if torch.version.hip:  # every ROCm GPU torch supports has bf16
         return True
     return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 natively (AMX-BF16 or AVX512-BF16), where bf16 autocast trains faster; on
+    other CPUs bf16 is emulated and slower than fp32. ``AIOIR_CPU_BF16=1``/``0`` overrides the detection."""
+    override = os.environ.get(CPU_BF16_ENV)
+    if override is not None and override.strip() != "":
+        if override.strip() not in ("0", "1"):
+            raise ValueError(f"{CPU_BF16_ENV}={override!r}: expected 1 (native bf16) or 0 (none)")
+        return override.strip() == "1"
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def cpu_compiler_available() -> bool:
+    """Whether inductor can build CPU kernels here: it needs a C++ compiler (``$CXX``, g++, c++ or clang++)."""
+    names = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    return any(shutil.which(name) for name in names if name)
+
+
+def compile_min_steps(value: Any, device: torch.device | str) -> int | None:
+    """``speed.compile_min_steps`` for ``device``: ``"auto"`` is :data:`COMPILE_MIN_STEPS` of its type."""
+    if value == AUTO:
+        return COMPILE_MIN_STEPS.get(_device_type(device), COMPILE_MIN_STEPS["cpu"])
+    return value
 
 
 def _switch(value: Any, key: str, auto: bool) -> bool:
@@ -95,11 +137,20 @@ def _compile_mode(value: Any) -> str | None:
     return str(value)
 
 
-def resolve_precision(value: Any, device: torch.device | str) -> str:
-    """``"auto"`` becomes bf16-mixed on GPUs that support it and 32-true elsewhere; other values pass through."""
+def resolve_precision(value: Any, device: torch.device | str, training: bool = True) -> str:
+    """``"auto"`` becomes bf16-mixed on GPUs that support it, and for training on CPUs with native bf16
+    (:func:`bf16_for_training_only`); 32-true elsewhere. Other values pass through."""
     if value is None or value == AUTO:
-        return BF16_MIXED if bf16_supported(device) else FP32
+        if bf16_supported(device) or (training and bf16_for_training_only(device)):
+            return BF16_MIXED
+        return FP32
     return str(value)
+
+
+def bf16_for_training_only(device: torch.device | str) -> bool:
+    """Whether ``precision: auto`` on ``device`` means bf16 for training steps only: on a CPU with native bf16,
+    bf16 autocast trained 1.23x (PromptIR-tiny) to 2.07x (Restormer) faster than fp32, but inferred 0.78x."""
+    return _device_type(device) == "cpu" and cpu_bf16_native()
 
 
 def accelerator_device(accelerator: Any) -> str:
@@ -128,8 +179,9 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             _switch(options[key], key, False)
     _compile_mode(options.get("compile_mode"))
     min_steps = options.get("compile_min_steps")
-    if min_steps is not None and (isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0):
-        raise ValueError(f"speed.compile_min_steps must be a whole number >= 0 (or null), got {min_steps!r}")
+    if min_steps is not None and min_steps != AUTO and (
+            isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 0):
+        raise ValueError(f"speed.compile_min_steps must be 'auto', a whole number >= 0 or null, got {min_steps!r}")
     return options
 
 
@@ -151,19 +203,22 @@ def resolve(
 
     On CUDA: compile, bf16 where supported and fused AdamW. Channels-last stays off everywhere: on an H200 it
     trained paper-size PromptIR 0.72x as fast and inferred 0.95x (attention and layer norms permute it back).
-    On CPU everything stays as the baseline. Measured on a 2-core Xeon (experiments/speed/README.md,
-    promptir_tiny, each switch alone): compile trains 1.12x faster but costs 1-4 minutes of start-up, longer
-    than a CPU quickstart gains; channels-last trains 1.09x faster but infers 0.97x; bf16 trains 1.23x faster
-    only on CPUs with native bf16 (AMX/AVX512-BF16; emulated elsewhere) and infers 0.78x. Turn them on per
-    run where they pay.
+    On CPU (measured on a 2-core Xeon, experiments/speed/README.md, each switch alone): bf16 for training
+    steps only where the CPU has it natively (AMX/AVX512-BF16; emulated elsewhere and slower): it trains
+    1.23-2.07x faster but infers 0.78x; compile where a C++ compiler is found (1.12-1.39x faster training, but
+    1-4 minutes of start-up: kept only for long runs, see :data:`COMPILE_MIN_STEPS`); channels-last stays off
+    (trains 1.09x faster but infers 0.97x); fused AdamW is a CUDA kernel.
     """
-    cuda = _device_type(device) == "cuda"
+    device_type = _device_type(device)
+    cuda = device_type == "cuda"
+    auto_precision = precision is None or precision == AUTO
     return SpeedSettings(
-        compile=_switch(compile, "compile", cuda),
+        compile=_switch(compile, "compile", cuda or (device_type == "cpu" and cpu_compiler_available())),
         compile_mode=_compile_mode(compile_mode),
         channels_last=_switch(channels_last, "channels_last", False),
         precision=resolve_precision(precision, device),
         fused_adamw=_switch(fused_adamw, "fused_adamw", cuda),
+        autocast_inference=not (auto_precision and bf16_for_training_only(device)),
     )
 
 
@@ -198,9 +253,10 @@ def eager(settings: SpeedSettings) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def autocast(settings: SpeedSettings, device: torch.device | str) -> Iterator[None]:
-    """bf16 autocast when the settings ask for it; nothing otherwise."""
-    dtype = settings.autocast_dtype
+def autocast(settings: SpeedSettings, device: torch.device | str, inference: bool = False) -> Iterator[None]:
+    """bf16 autocast when the settings ask for it (for ``inference``: when they also ask it there); nothing
+    otherwise."""
+    dtype = settings.inference_autocast_dtype if inference else settings.autocast_dtype
     if dtype is None:
         yield
         return

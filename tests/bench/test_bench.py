@@ -13,7 +13,7 @@ from src.bench.run import JSON_NAME, MARKDOWN_NAME
 
 TINY_ARGS = [
     "--models", "restormer_tiny", "--override", "model.backbone.dim=8",
-    "--train-size", "32", "--steps", "3", "--warmup", "2",
+    "--train-size", "32", "--steps", "3", "--warmup", "2", "--run-steps", "100",
     "--latency-sizes", "32x32", "40x24", "--latency-repeats", "2",
     "--families", "noise", "haze", "--loader-batches", "2", "--loader-warmup", "1",
     "--tiled-size", "100x72", "--tile", "48", "--overlap", "8", "--tiled-in-process",

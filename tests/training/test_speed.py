@@ -55,10 +55,44 @@ def fake_cuda(monkeypatch):
 
 
 # ------------------------------------------------------------------ resolving "auto"
-def test_auto_on_cpu_is_the_baseline():
+def test_auto_on_a_cpu_without_native_bf16_or_compiler_is_the_baseline(monkeypatch):
+    monkeypatch.setenv(speed.CPU_BF16_ENV, "0")
+    monkeypatch.setattr(speed, "cpu_compiler_available", lambda: False)
     assert resolve("cpu") == SpeedSettings.baseline() == SpeedSettings()
     assert resolve("cpu").precision == "32-true"
     assert speed.resolve_precision("auto", "cpu") == "32-true"
+
+
+def test_auto_on_a_cpu_with_native_bf16_casts_training_only_and_compiles_long_runs(monkeypatch):
+    monkeypatch.setenv(speed.CPU_BF16_ENV, "1")
+    monkeypatch.setattr(speed, "cpu_compiler_available", lambda: True)
+    settings = resolve("cpu")
+    assert settings == SpeedSettings(compile=True, precision="bf16-mixed", autocast_inference=False)
+    assert settings.autocast_dtype == torch.bfloat16 and settings.inference_autocast_dtype is None
+    assert speed.resolve_precision("auto", "cpu") == "bf16-mixed"
+    assert speed.resolve_precision("auto", "cpu", training=False) == "32-true"  # src.eval, src.restore
+    # an explicit bf16-mixed is Lightning's: inference too
+    assert resolve("cpu", precision="bf16-mixed").inference_autocast_dtype == torch.bfloat16
+    assert speed.compile_min_steps("auto", "cpu") == speed.COMPILE_MIN_STEPS["cpu"] < speed.COMPILE_MIN_STEPS["cuda"]
+    assert speed.compile_min_steps(7, "cpu") == 7 and speed.compile_min_steps(None, "cuda") is None
+
+
+@pytest.mark.parametrize(("value", "native"), [("1", True), ("0", False), (" 1 ", True)])
+def test_cpu_bf16_detection_can_be_overridden(monkeypatch, value, native):
+    monkeypatch.setenv(speed.CPU_BF16_ENV, value)
+    assert speed.cpu_bf16_native() is native
+
+
+def test_cpu_bf16_detection_reads_the_cpu_and_names_a_bad_override(monkeypatch):
+    monkeypatch.delenv(speed.CPU_BF16_ENV)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert speed.cpu_bf16_native()
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert not speed.cpu_bf16_native()
+    monkeypatch.setenv(speed.CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="AIOIR_CPU_BF16='yes'"):
+        speed.cpu_bf16_native()
 
 
 def test_auto_on_an_ampere_gpu_compiles_in_bf16_with_fused_adamw(fake_cuda):
@@ -67,6 +101,7 @@ def test_auto_on_an_ampere_gpu_compiles_in_bf16_with_fused_adamw(fake_cuda):
                                             fused_adamw=True)
     assert resolve("cuda:1", compile=False, precision="32-true", channels_last=True).as_dict() == {
         "compile": False, "compile_mode": None, "channels_last": True, "precision": "32-true", "fused_adamw": True,
+        "autocast_inference": True,
     }
 
 
@@ -124,6 +159,55 @@ def test_trainer_precision_auto_is_resolved_before_lightning_sees_it(tmp_path, f
     assert resolve_trainer_precision(cpu) == "32-true"  # the accelerator decides, not what is installed
     chosen = compose("train", ["trainer=gpu", "trainer.precision=16-mixed"], tmp_path)
     assert resolve_trainer_precision(chosen) == "16-mixed"
+
+
+def test_trainer_precision_auto_on_a_bf16_cpu_casts_training_steps_only(tmp_path, monkeypatch):
+    from src.training.precision import TrainingStepMixedPrecision
+
+    monkeypatch.setenv(speed.CPU_BF16_ENV, "1")
+    cfg = compose("train", ["trainer=cpu"], tmp_path)
+    assert resolve_trainer_precision(cfg).startswith("bf16-mixed (training steps only")
+    assert cfg.trainer.precision is None  # Lightning takes the plugin or the flag, not both
+    assert cfg.trainer.plugins[-1]["_target_"] == "src.training.precision.TrainingStepMixedPrecision"
+    evaluation = compose("train", ["trainer=cpu"], tmp_path)
+    assert resolve_trainer_precision(evaluation, training=False) == evaluation.trainer.precision == "32-true"
+    plugin = TrainingStepMixedPrecision(trial=False)
+    x = torch.ones(2, 2)
+    with plugin.train_step_context():
+        assert (x @ x).dtype == torch.bfloat16
+    for context in (plugin.val_step_context, plugin.test_step_context, plugin.predict_step_context):
+        with context():
+            assert (x @ x).dtype == torch.float32
+
+
+@pytest.mark.parametrize(("bf16_s", "fp32_s", "keeps_bf16"), [(0.5, 1.0, True), (1.0, 0.5, False),
+                                                              (0.98, 1.0, False)])  # within the margin: fp32
+def test_precision_trial_alternates_then_keeps_the_faster(bf16_s, fp32_s, keeps_bf16):
+    from src.training.precision import PrecisionTrial
+
+    trial = PrecisionTrial(warmup=1, steps=3, margin=0.05)
+    modes = []
+    while trial.decided is None:
+        bf16 = trial.next_bf16()
+        modes.append(bf16)
+        trial.record(100.0 if len(modes) <= 2 else (bf16_s if bf16 else fp32_s))  # warm-up steps: slow, ignored
+    assert modes == [True, False] * 4  # one untimed and three timed steps of each, alternating
+    assert trial.decided is keeps_bf16 and trial.next_bf16() is keeps_bf16
+    assert trial.summary()["median_s"] == {"bf16": bf16_s, "fp32": fp32_s}
+
+
+def test_the_plugin_times_whole_steps_and_settles(monkeypatch):
+    from src.training import precision
+
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: next(clock))
+    plugin = precision.TrainingStepMixedPrecision()
+    casts = []
+    for _ in range(12):
+        with plugin.train_step_context():
+            casts.append((torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16)
+    assert casts[:8] == [True, False] * 4 and plugin.trial.decided is False  # equal times: fp32 wins the tie
+    assert casts[8:] == [False] * 4
 
 
 def test_speed_baseline_config_is_the_official_way(tmp_path):
@@ -256,3 +340,14 @@ def test_train_on_cpu_resolves_auto_to_the_baseline(tiny_cfg):
     out = train(tiny_cfg("debug=fdr", "logger=none"))
     assert out["model"].speed == SpeedSettings.baseline()
     assert out["trainer"].precision == "32-true"
+
+
+def test_train_on_a_bf16_cpu_casts_training_steps_and_validates_in_fp32(tiny_cfg, monkeypatch):
+    from src.training.precision import TrainingStepMixedPrecision
+
+    monkeypatch.setenv(speed.CPU_BF16_ENV, "1")
+    out = train(tiny_cfg("debug=fdr", "logger=none"))
+    model, trainer = out["model"], out["trainer"]
+    assert isinstance(trainer.precision_plugin, TrainingStepMixedPrecision)
+    assert model.speed.autocast_dtype == torch.bfloat16 and model.speed.inference_autocast_dtype is None
+    assert math.isfinite(out["metrics"]["train/loss"])
