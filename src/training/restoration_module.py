@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
+from src.results.per_image import PerImageLog
 from src.training.precision import TrainingStepMixedPrecision
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from src.training.speed import (
@@ -156,6 +157,8 @@ class RestorationModule(L.LightningModule):
         self._compile_deferred = False
         self._compile_min_steps: int | None = None
         self._sparse: list[SparselyUsed] | None = None
+        #: every test image's scores and the worst and best restored ones (written by the test ending)
+        self.test_images = PerImageLog()
         if pretrained:
             from src.training.pretrained import load_pretrained
 
@@ -397,6 +400,7 @@ class RestorationModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._reset_meters("test")
         self._skipped = {}
+        self.test_images.reset()
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
         lq, gt = batch["lq"], batch.get("gt")
@@ -417,8 +421,11 @@ class RestorationModule(L.LightningModule):
         pred = self._restored(batch)
         restored = self.protocol.per_image(pred, gt.float())
         # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row
-        degraded = self.protocol.per_image(resize_batch(lq.float(), gt.shape[-2:]), gt.float())
+        shown = resize_batch(lq.float(), gt.shape[-2:])
+        degraded = self.protocol.per_image(shown, gt.float())
         self._update_meters(stage, benchmark, restored, degraded)
+        if stage == "test":
+            self.test_images.add(benchmark, batch["name"], restored, degraded, shown, pred, gt)
 
     def _restored(self, batch: dict[str, Any]) -> Tensor:
         """The network's output for an evaluation batch, float, clipped where the run clips."""
@@ -436,6 +443,8 @@ class RestorationModule(L.LightningModule):
         restored = self.protocol.per_image_no_reference(pred)
         degraded = self.protocol.per_image_no_reference(batch["lq"].float())
         self._update_meters(stage, benchmark, restored, degraded)
+        if stage == "test":
+            self.test_images.add(benchmark, batch["name"], restored, degraded, batch["lq"], pred, None)
 
     def _update_meters(self, stage: str, benchmark: str, restored: Mapping[str, Tensor],
                        degraded: Mapping[str, Tensor]) -> None:
