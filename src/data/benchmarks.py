@@ -21,8 +21,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from src.data.check import SetReport, failed, format_report, scan
 from src.data.datamodule import RestorationDataModule
 from src.data.datasets.paired import NoisyImages, NoisyPatches, PairedImages, PairedPatches
+from src.data.datasets.sources import ImageFiles
+from src.data.datasets.synthetic import DegradedImages
+from src.data.degradations.base import Degradation
 from src.data.layouts import SPLITS, DataCheckError, locate, parse_layouts
 from src.data.sampler import MixSampler, _rank_world
+from src.data.synthetic_mix import SEEN
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,39 @@ def _test_sets(
     return sets
 
 
+def extra_sets(reports: list[SetReport], extra_benchmarks: Mapping[str, Mapping[str, Any]] | None,
+               source: str | None, crop_multiple: int, seed: int) -> tuple[dict[str, Dataset], dict[str, str]]:
+    """Test-only benchmarks (``name: {group, degradation}``, e.g. ``+data/benchmarks=generalisation``) made by
+    degrading the clean images of one test set: ``source`` names its benchmark (default: the first clean-only
+    set, the denoising one, else the first test set). Returns the datasets and their groups."""
+    extras = dict(extra_benchmarks or {})
+    tests = [r for r in reports if r.split == "test"]
+    if not extras or not tests:
+        return {}, {}
+    if source is not None:
+        chosen = [r for r in tests if source in r.benchmarks]
+        if not chosen:
+            raise ValueError(f"data.extra_source={source!r} names no test benchmark of this setting; known: "
+                             f"{', '.join(b for r in tests for b in r.benchmarks)}")
+    else:
+        chosen = [r for r in tests if not r.image_set.paired] or tests
+    report = chosen[0]
+    clean = report.clean if not report.image_set.paired else [gt for _, gt in report.pairs]
+    images = ImageFiles(sorted(dict.fromkeys(clean)))
+    sets, groups = {}, {}
+    for name, spec in extras.items():
+        if not (isinstance(spec, Mapping) and isinstance(spec.get("degradation"), Degradation) and spec.get("group")):
+            raise ValueError(f"data.extra_benchmarks.{name} needs a group and a degradation (a _target_ of "
+                             f"src.data.degradations), got {spec!r}")
+        benchmark = f"{report.benchmarks[0]}_{name}"
+        sets[benchmark] = DegradedImages(images, spec["degradation"], benchmark=benchmark, family=name, seed=seed,
+                                         crop_multiple=crop_multiple)
+        groups[benchmark] = str(spec["group"])
+    log.info("%d test-only benchmark(s) from the %d clean images of %s: %s", len(sets), len(images),
+             report.benchmarks[0], ", ".join(sets))
+    return sets, groups
+
+
 def evenly_spaced(ds: Dataset, count: int | None) -> Dataset:
     """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
     n = len(ds)
@@ -175,6 +212,8 @@ def benchmark_datamodule(
     test_check: str = "decode",
     strict_counts: bool = False,
     val_images: int | None = None,
+    extra_benchmarks: Mapping[str, Mapping[str, Any]] | None = None,
+    extra_source: str | None = None,
     seed: int = 0,
     name: str = "",
     **loader_options: Any,
@@ -189,6 +228,8 @@ def benchmark_datamodule(
     the run before it trains or evaluates, with the list of bad files, not at the first validation);
     a problem stops the run with the scan's report, as does a count unlike a correct download when
     ``strict_counts``. ``val_images`` limits validation to that many evenly spaced images per benchmark.
+    ``extra_benchmarks`` adds test-only benchmarks made from one test set's clean images (:func:`extra_sets`),
+    averaged apart by group in the table (the published benchmarks are ``seen``).
     """
     families = list(families)
     known = parse_layouts(layouts)
@@ -204,6 +245,8 @@ def benchmark_datamodule(
     train = _train_sets([r for r in reports if r.split == "train"], {**OFFICIAL_REPEATS, **(repeats or {})},
                         train_sigmas, patch_size, train_crop_multiple, seed)
     test = _test_sets([r for r in reports if r.split == "test"], noise_protocol, noise_order, noise_seed, crop_multiple)
+    extra, extra_groups = extra_sets(reports, extra_benchmarks, extra_source, crop_multiple, noise_seed)
+    test.update(extra)
     mix_weights = _mix_weights(mix, {f: len(d) for f, d in train.items()}, weights, temperature)
     val = {b: evenly_spaced(ds, val_images) for b, ds in test.items()}
     datamodule = BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
@@ -212,6 +255,8 @@ def benchmark_datamodule(
         b: f"{r.found} {'pairs' if r.image_set.paired else 'images'}, the published set has {r.image_set.expected}"
         for r in reports if r.split == "test" and not r.count_ok for b in r.benchmarks
     }
+    if extra_groups:  # the table averages each group apart
+        datamodule.benchmark_groups = {b: extra_groups.get(b, SEEN) for b in test}
     if mix == "airnet" and train and datamodule.batch_size % len(train):
         raise ValueError(f"data.mix=airnet needs data.batch_size ({datamodule.batch_size}) to be a multiple of "
                          f"the {len(train)} families {list(train)}")

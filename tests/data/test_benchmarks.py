@@ -257,3 +257,29 @@ def test_a_set_smaller_than_the_published_one_is_marked_and_never_compared(tmp_p
     assert rain.diff_psnr is None and "not the published set" in rain.note
     average = next(r for r in rows if r.benchmark == "average" and r.method == "PromptIR")
     assert average.diff_psnr is None
+
+
+def test_generalisation_benchmarks_join_a_published_setting(promptir_root, tmp_path):
+    """``+data/benchmarks=generalisation`` on data=5deg: test-only benchmarks made from the denoising set's clean
+    images, grouped apart, identical from run to run, the user's files untouched."""
+    import hydra
+
+    from tests.conftest import compose
+
+    before = tree_digest(promptir_root)
+    cfg = compose("eval", ["data=5deg", f"data.root={promptir_root}", "+data/benchmarks=generalisation",
+                           "data.num_workers=0"], tmp_path)
+    extras = hydra.utils.instantiate(cfg.data.extra_benchmarks)
+    dm = _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_benchmarks=extras)
+    added = [b for b in dm.test_sets if b.startswith("cbsd68_s25_")]
+    assert len(added) == len(extras) and "cbsd68_s25_noise_s75" in added
+    assert dm.benchmark_groups["cbsd68_s25_jpeg"] == "unseen family"
+    assert dm.benchmark_groups["rain100l"] == "seen" and dm.benchmark_groups["cbsd68_s25_rain_haze"] == "mixed"
+    again = _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_benchmarks=extras)
+    first, second = dm.test_sets["cbsd68_s25_noise_s75"][0], again.test_sets["cbsd68_s25_noise_s75"][0]
+    assert torch.equal(first["lq"], second["lq"]) and not torch.equal(first["lq"], first["gt"])
+    named = _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_benchmarks=extras, extra_source="rain100l")
+    assert "rain100l_jpeg" in named.test_sets
+    with pytest.raises(ValueError, match="extra_source='nowhere' names no test benchmark"):
+        _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_benchmarks=extras, extra_source="nowhere")
+    assert tree_digest(promptir_root) == before

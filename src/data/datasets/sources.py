@@ -98,3 +98,20 @@ class FolderImages:
 
     def __getitem__(self, index: int) -> np.ndarray:
         return read_image(self.paths[index])
+
+
+class ImageFiles:
+    """Given image files, decoded on access: the clean images of a benchmark's test set, reused as the source of
+    further test-only benchmarks (``data.extra_benchmarks`` on a published setting)."""
+
+    def __init__(self, paths: list[Path], root: Path | None = None) -> None:
+        if not paths:
+            raise ValueError("ImageFiles needs at least one image file")
+        self.paths = list(paths)
+        self.names = [p.stem if root is None else str(p.relative_to(root).with_suffix("")) for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_image(self.paths[index])
