@@ -133,6 +133,20 @@ def conductance(forward: Callable[[Tensor], Tensor], layers: Sequence[tuple[str,
     return values
 
 
+def reveal_order(model: Any, kind: str, rng: np.random.RandomState) -> Callable[[Tensor], np.ndarray]:
+    """How the path orders an image's pixels: ``random`` (RAM: one permutation per image) or ``adasam`` (RAM++:
+    least likely to be masked first, by the mask generator a ``strategy=ram_plus_pretrain`` checkpoint holds)."""
+    if kind == "random":
+        return lambda image: rng.permutation(image.shape[-2] * image.shape[-1])
+    if kind == "adasam":
+        strategy = getattr(model, "strategy", None)
+        if getattr(strategy, "mask_generator", None) is None:
+            raise ConfigError("mac.order=adasam reveals in the order of RAM++'s mask generator: give ckpt_path= of a "
+                              "strategy=ram_plus_pretrain run (this model has no mask generator)")
+        return strategy.reveal_order
+    raise ConfigError(f"mac.order={kind!r}: expected random (RAM) or adasam (RAM++)")
+
+
 def rank(layers: Sequence[str], values: np.ndarray) -> list[dict[str, Any]]:
     """Layers by conductance, highest first (ties in numpy's ``argsort`` order reversed, as officially)."""
     order = np.argsort(values)[::-1]
@@ -161,8 +175,9 @@ def run_mac(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     def forward(x: Tensor) -> Tensor:
         return model.net(x, head=model.head)[0]
 
+    order_of = reveal_order(model, str(options.get("order", "random")), rng)
     for n, image in enumerate(images, 1):
-        order = rng.permutation(image.shape[-2] * image.shape[-1])
+        order = order_of(image.to(device))
         totals += conductance(forward, layers, image[None].to(device), order, int(options.steps),
                               float(options.reveal), float(options.k))
         log.info("MAC: image %d of %d", n, len(images))
@@ -173,6 +188,7 @@ def run_mac(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
         "data": cfg.data.get("name"),
         "images": len(images),
         "protocol": {"steps": int(options.steps), "reveal": float(options.reveal), "k": float(options.k),
+                     "order": str(options.get("order", "random")),
                      "seed": int(cfg.seed)},
         "layers_in_hook_order": names,
         "conductance_in_hook_order": totals.tolist(),

@@ -52,7 +52,7 @@ def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str
         module = build_model(cfg)
     except ConfigError as err:
         net = build_model(compose("train", [f"model={name}", "trainer=cpu", "logger=none"], tmp_path)).net
-        assert strategy in ("dcpt_pretrain", "ram_pretrain"), f"{strategy} refused {name}: {err}"
+        assert strategy in ("dcpt_pretrain", "ram_pretrain", "ram_plus_pretrain"), f"{strategy} refused {name}: {err}"
         assert net.scale != 1 or not net.feature_info, f"{strategy} refused {name}, which it fits: {err}"
         assert "scale" in str(err) or "feature_info" in str(err)
         return
