@@ -142,7 +142,8 @@ def reveal_order(model: Any, kind: str, rng: np.random.RandomState) -> Callable[
         strategy = getattr(model, "strategy", None)
         if getattr(strategy, "mask_generator", None) is None:
             raise ConfigError("mac.order=adasam reveals in the order of RAM++'s mask generator: give ckpt_path= of a "
-                              "strategy=ram_plus_pretrain run (this model has no mask generator)")
+                              "strategy=ram_plus_pretrain run and keep its model (no model=... on the command line, "
+                              "which rebuilds it without its strategy); this model has no mask generator")
         return strategy.reveal_order
     raise ConfigError(f"mac.order={kind!r}: expected random (RAM) or adasam (RAM++)")
 

@@ -276,9 +276,9 @@ def _weighted_model(cfg: DictConfig, state: Any) -> Any:
     if state is not None and getattr(model, "strategy", None) is None:
         # a strategy's tensors (a classifier, a mask token) where the model is rebuilt without it (model=...
         # chosen on the command line): they are not part of the network, and restoring does not need them
-        from src.training.pretrained import STRATEGY_PREFIX
+        from src.training.pretrained import STRATEGY_PREFIX, droppable_strategy_keys
 
-        dropped = [k for k in state if k.startswith(STRATEGY_PREFIX)]
+        dropped = droppable_strategy_keys(state, f"ckpt_path={cfg.get('ckpt_path')}")
         if dropped:
             state = {k: v for k, v in state.items() if not k.startswith(STRATEGY_PREFIX)}
             log.info("ckpt_path=%s: %d tensor(s) of its training strategy left out (the model is built without "

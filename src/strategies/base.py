@@ -34,6 +34,11 @@ class Strategy(nn.Module):
         """The optimiser's parameter groups (own learning rates), or ``None`` for one group of ``trainable``."""
         return None
 
+    def network_head(self, module: Any) -> nn.Module | None:
+        """The head the network runs with, in training and inference: the model's own, unless the strategy adds
+        to what the network computes (RAM++'s feature fusion)."""
+        return module.head
+
     def predict(self, module: Any, batch: Mapping[str, Any]) -> Tensor | None:
         """Restored images of an evaluation batch where the strategy restores differently; ``None``: as usual."""
         return None

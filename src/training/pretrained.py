@@ -12,15 +12,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
 from src.models.official import converter_module, load_strict
 from src.training.checkpoint import load_state_dict_file, strip_prefixes
+from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 #: where a checkpoint of ours keeps a training strategy's tensors (``RestorationModule.strategy``)
 STRATEGY_PREFIX = "strategy."
+#: a strategy's tensors that are part of what the network computes (RAM++'s feature fusion): never dropped
+NETWORK_STRATEGY_PREFIX = "strategy.fusion."
+
+
+def droppable_strategy_keys(state: Mapping[str, Any], source: str) -> list[str]:
+    """The strategy tensors of ``state`` that a model built without the strategy may leave out (a classifier, a
+    mask token); tensors the network computes with (RAM++'s fusion) stop the load, naming what to do."""
+    keys = [k for k in state if k.startswith(STRATEGY_PREFIX)]
+    fused = [k for k in keys if k.startswith(NETWORK_STRATEGY_PREFIX)]
+    if fused:
+        raise ConfigError(f"{source}: the network of this checkpoint includes its strategy's feature fusion "
+                          f"({len(fused)} tensors under {NETWORK_STRATEGY_PREFIX}, strategy=ram_plus_finetune): "
+                          "load it with its own strategy (do not replace model= or model.strategy on the command "
+                          "line), or it would restore without the features it was trained with")
+    return keys
 
 
 class _Parts(nn.Module):
@@ -67,7 +84,7 @@ def load_pretrained(net: nn.Module, head: nn.Module | None, path: str | Path, of
     """Fill ``net`` (and ``head``) from ``path``; returns ``"ours"`` or ``"official <name>"``. Keys under
     ``lax_prefixes`` (``net.upsample.``) that do not fit are left at their initialisation (:func:`keep_fresh`)."""
     state = strip_prefixes(load_state_dict_file(path), ["module."])
-    strategy_keys = [k for k in state if k.startswith(STRATEGY_PREFIX)]
+    strategy_keys = droppable_strategy_keys(state, f"model.pretrained={path}")
     if strategy_keys:  # a pre-training run's checkpoint: its strategy's tensors are not part of the network
         state = {k: v for k, v in state.items() if not k.startswith(STRATEGY_PREFIX)}
         log.info("model.pretrained=%s: %d tensor(s) of the training strategy that wrote it (a classifier, a mask "

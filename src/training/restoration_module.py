@@ -237,8 +237,13 @@ class RestorationModule(L.LightningModule):
         settings = self.speed or SpeedSettings.baseline()
         extra = {} if condition is None else {"condition": condition}
         with eager(settings):
-            pred, _ = self.net(prepare_input(lq, settings), head=self.head, **extra)
+            pred, _ = self.net(prepare_input(lq, settings), head=self.run_head, **extra)
         return pred
+
+    @property
+    def run_head(self) -> nn.Module | None:
+        """The head the network runs with: the model's, or what its strategy makes of it (RAM++'s fusion)."""
+        return self.strategy.network_head(self) if self.strategy is not None else self.head
 
     def _load_instruction_head(self, path: str) -> None:
         """The instruction head's weights from a file of the official ``LMHead`` (``lm_instructir-7d.pt``: keys
@@ -309,7 +314,7 @@ class RestorationModule(L.LightningModule):
         condition, intent = self.condition_for(batch)
         extra = {} if condition is None else {"condition": condition}
         pred, aux, outputs = self.net.forward_train(batch["lq"] if lq is None else lq,
-                                                    head=self.head if head is None else head, **extra)
+                                                    head=self.run_head if head is None else head, **extra)
         return pred, aux, outputs, intent
 
     def complete_objective(self, total: Tensor, terms: dict[str, Tensor], batch: Mapping[str, Any],
