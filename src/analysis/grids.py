@@ -206,6 +206,32 @@ def route(values: np.ndarray, routers: Sequence[Fit]) -> np.ndarray:
     return np.stack([router.log_likelihood(values) for router in routers], axis=1).argmax(axis=1)
 
 
+@dataclass
+class Router:
+    """The fitted router of a ``grids.json``: the PCA and one generalised-Gaussian fit per group."""
+
+    projection: Projection
+    fits: list[Fit]
+    groups: list[list[str]]
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], source: str = "grids.json") -> Router:
+        try:
+            router = record["router"]
+            projection = Projection(np.asarray(router["pca_mean"]), np.asarray(router["pca_basis"]))
+            fits = [Fit(np.asarray(g["beta"]), np.asarray(g["loc"]), np.asarray(g["scale"])) for g in router["groups"]]
+            groups = [list(g) for g in record["groups"]]
+        except (KeyError, TypeError) as err:
+            raise ConfigError(f"{source}: not a grids.json of python -m src.analysis.grids (missing {err})") from None
+        if len(fits) != len(groups):
+            raise ConfigError(f"{source}: {len(groups)} groups but {len(fits)} fitted routers")
+        return cls(projection, fits, groups)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """The group index of each row of ``features`` (``N x D`` spatial means, as :func:`image_features`)."""
+        return route(self.projection(features), self.fits)
+
+
 def split(features: Mapping[str, np.ndarray], held: float, seed: int) -> tuple[dict, dict]:
     """Per family, rows for fitting and rows held out (the last ``held`` share of a seeded shuffle)."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,142 @@
+"""``python -m src.analysis.route``: GRIDS's test-time routing, measured: every test image goes to the network of
+the group its features fall in, and the table says what that costs against sending it to its own family's group.
+
+    python -m src.analysis.grids ckpt_path=A/last.ckpt                   # the groups and their router: grids.json
+    python -m src.train -m 'data.families=[noise,rain],[haze,blur,lowlight]'   # one network per group
+    python -m src.analysis.route route.grids=<grids run>/grids.json \\
+        'route.checkpoints=[<group 1>/last.ckpt,<group 2>/last.ckpt]'     # in the order of grids.json's groups
+
+The router reads the features of the network ``grids.json`` was computed with (its ``weights``; or
+``route.router_ckpt``), exactly as the analysis fitted them (the spatial means of every head position). Per
+benchmark: the share of images routed to their family's group, the restored PSNR/SSIM with routing, with the
+family's own group (the oracle; where the family is in a group) and of the input. Writes ``route.json`` and
+``route.md`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, open_dict
+
+from src.analysis.features import analysed_model, analysis_device
+from src.analysis.grids import Router, image_features
+from src.run.assemble import build, load_weights
+from src.run.config_tree import show_config
+from src.run.from_checkpoint import overridden_groups
+from src.utils.atomic import write_text_atomic
+from src.utils.conf import CONF_DIR
+from src.utils.errors import ConfigError, exit_on_user_error
+from src.utils.run_dir import register_resolvers
+
+log = logging.getLogger(__name__)
+
+
+def router_checkpoint(record: dict[str, Any], chosen: str | None, source: str) -> str:
+    """The checkpoint of the network whose features the router was fitted on."""
+    if chosen:
+        return str(chosen)
+    weights = str(record.get("weights", ""))
+    if weights.startswith("ckpt_path="):
+        return weights.removeprefix("ckpt_path=")
+    raise ConfigError(f"{source} was computed with {weights or 'unknown weights'}, not a checkpoint: give "
+                      "route.router_ckpt=<the checkpoint of that network>")
+
+
+def _with_checkpoint(cfg: DictConfig, path: str) -> DictConfig:
+    copy = cfg.copy()
+    with open_dict(copy):
+        copy.ckpt_path = path
+    return copy
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def run_route(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
+    options = cfg.route
+    out = Path(cfg.paths.output_dir)
+    if not options.grids or not Path(str(options.grids)).is_file():
+        raise ConfigError(f"route.grids={options.grids}: give the grids.json of python -m src.analysis.grids")
+    source = str(options.grids)
+    record = json.loads(Path(source).read_text())
+    router = Router.from_record(record, source)
+    checkpoints = [str(c) for c in (options.checkpoints or [])]
+    if len(checkpoints) != len(router.groups):
+        raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the {len(router.groups)} "
+                          f"groups of {source} ({router.groups}): one per group, in that order")
+    device = analysis_device(str(options.device))
+    _, analysis, _ = analysed_model(_with_checkpoint(cfg, router_checkpoint(record, options.router_ckpt, source)))
+    analysis.eval().to(device)
+    networks = [load_weights(_with_checkpoint(cfg, path), overridden)[1].eval().to(device) for path in checkpoints]
+    show_config(cfg, out)
+    datamodule = build(cfg.data, "data")
+    protocol = networks[0].protocol
+    home = {family: k for k, group in enumerate(router.groups) for family in group}
+    rows: dict[str, dict[str, Any]] = {}
+    with torch.no_grad():
+        for benchmark, dataset in datamodule.test_sets.items():
+            routed, oracle, inputs, hits, ssim = [], [], [], [], []
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                lq, gt, family = sample["lq"], sample["gt"][None].to(device), sample["family"]
+                features = image_features(analysis.net, analysis.head, {family: [lq]}, device)[family]
+                group = int(router(features)[0])
+                pred = networks[group](lq[None].to(device)).float().clamp(0, 1)
+                scores = protocol.per_image(pred, gt)
+                routed.append(float(scores["psnr"][0]))
+                ssim.append(float(scores["ssim"][0]))
+                inputs.append(float(protocol.per_image(lq[None].to(device).float(), gt)["psnr"][0]))
+                if family in home:
+                    hits.append(group == home[family])
+                    own = pred if group == home[family] else networks[home[family]](lq[None].to(device)).float()
+                    oracle.append(float(protocol.per_image(own.clamp(0, 1), gt)["psnr"][0]))
+            rows[benchmark] = {"images": len(dataset), "routed_to_family_group": _mean(hits) if hits else None,
+                               "input_psnr": _mean(inputs), "routed_psnr": _mean(routed), "routed_ssim": _mean(ssim),
+                               "family_group_psnr": _mean(oracle) if oracle else None}
+            log.info("route: %s done", benchmark)
+    result = {"grids": source, "groups": router.groups, "checkpoints": checkpoints, "metrics": protocol.name,
+              "benchmarks": rows}
+    write_text_atomic(out / "route.json", json.dumps(result, indent=1) + "\n")
+    table = markdown(result)
+    write_text_atomic(out / "route.md", table + "\n")
+    print(table)
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    def cell(value: Any, digits: int = 2) -> str:
+        missing = value is None or (isinstance(value, float) and not math.isfinite(value))
+        return "-" if missing else f"{value:.{digits}f}"
+
+    lines = [f"Routing by {result['grids']} to {len(result['groups'])} group networks {result['groups']} "
+             f"({result['metrics']} PSNR, dB)", "",
+             "| benchmark | images | routed to its family's group | input PSNR | routed PSNR | routed SSIM | "
+             "family's group PSNR |", "|---|---|---|---|---|---|---|"]
+    for name, row in result["benchmarks"].items():
+        share = row["routed_to_family_group"]
+        lines.append(f"| {name} | {row['images']} | {'-' if share is None else f'{share:.0%}'} | "
+                     f"{cell(row['input_psnr'])} | {cell(row['routed_psnr'])} | {cell(row['routed_ssim'], 4)} | "
+                     f"{cell(row['family_group_psnr'])} |")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="route")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    run_route(cfg, overridden_groups())
+
+
+if __name__ == "__main__":
+    register_resolvers()
+    main()
