@@ -145,12 +145,19 @@ def test_two_runs_started_together_never_share_a_folder(tmp_path):
         assert (folder / ".hydra" / "config.yaml").is_file() and (folder / "debug.log").is_file()
 
 
-@pytest.mark.parametrize("strategy", ["art", "dcpt_pretrain", "ram_pretrain"])
+#: options that keep a strategy small enough for two CPU processes
+STRATEGY_OPTIONS = {"ram_plus_pretrain": ["model.strategy.embed_dim=16", "model.strategy.num_heads=2"],
+                    "ram_plus_finetune": ["model.strategy.extractor=stand_in"]}
+
+
+@pytest.mark.parametrize("strategy", ["art", "dcpt_pretrain", "ram_pretrain", "ram_plus_pretrain", "ram_plus_finetune"])
 def test_strategies_under_ddp_with_two_cpu_processes(tmp_path, strategy):
     """Each strategy trains in two processes: Art reduces its per-family losses across ranks (a family may be on
-    one rank only), DCPT's classifier and RAM's token are synchronised parameters like the network's."""
+    one rank only), DCPT's classifier, RAM's token, RAM++'s mask generator and feature fusion are synchronised
+    parameters like the network's."""
     run = tmp_path / strategy
-    extra = ["model=promptir_tiny", "model.backbone.dim=8", "model.backbone.latent_out_channels=32"]
+    extra = ["model=promptir_tiny", "model.backbone.dim=8", "model.backbone.latent_out_channels=32",
+             *STRATEGY_OPTIONS.get(strategy, [])]
     proc = _run("trainer=ddp_sim", f"strategy={strategy}", *extra, "data.samples_per_epoch=16", "test=false",
                 f"hydra.run.dir={run}")
     assert "Starting with 2 processes" in proc.stdout + proc.stderr

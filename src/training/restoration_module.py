@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from src.metrics.aggregate import PerImageMean
 from src.metrics.protocols import MetricProtocol
 from src.results.per_image import PerImageLog
+from src.training.checkpoint import RNG_KEY, restore_rng_state, rng_state
 from src.training.precision import TrainingStepMixedPrecision
 from src.training.sparse import SparselyUsed, anchor, drop_unused_grads, sparse_modules
 from src.training.speed import (
@@ -503,7 +504,11 @@ class RestorationModule(L.LightningModule):
             checkpoint[LOGGER_IDS_KEY] = ids
         if self.strategy is not None:  # state that is not a tensor of the model (Art's running losses)
             checkpoint[STRATEGY_STATE_KEY] = self.strategy.checkpoint_state()
+        # dropout, router noise and mask generators draw from these: a resumed run draws what the uncut one drew
+        checkpoint[RNG_KEY] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.strategy is not None and STRATEGY_STATE_KEY in checkpoint:
             self.strategy.load_checkpoint_state(checkpoint[STRATEGY_STATE_KEY])
+        if RNG_KEY in checkpoint:
+            restore_rng_state(checkpoint[RNG_KEY])

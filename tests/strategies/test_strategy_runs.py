@@ -84,3 +84,21 @@ def test_dcpt_logs_accuracy_and_its_checkpoint_starts_a_plain_run(tiny_cfg, tmp_
     assert any(k.startswith("strategy.classifier.") for k in _state(pretrained)["state_dict"])
     fine = train(compose("train", [*small, *TINY_RUN[2:], f"model.pretrained={pretrained}", *RUN], tmp_path / "fine"))
     assert torch.isfinite(torch.as_tensor(fine["metrics"]["train/loss"]))
+
+
+def test_ram_plus_resumes_with_the_same_weights(tiny_cfg, tmp_path) -> None:
+    """The mask generator's draws are seeded by step and rank, its weights are in the checkpoint: a run cut after
+    one epoch and resumed ends where the uncut run ends."""
+    small = ["strategy=ram_plus_pretrain", "model.strategy.embed_dim=16", "model.strategy.num_heads=2",
+             "model.strategy.generator_lr=0.01", "trainer.deterministic=true"]
+    train(tiny_cfg(*small, "trainer.max_epochs=2", *RUN))
+    whole = _state(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
+    first = tmp_path / "first"
+    train(compose("train", [*TINY_RUN, *small, "trainer.max_epochs=1", *RUN], first))
+    resumed = tmp_path / "resumed"
+    train(compose("train", [*TINY_RUN, *small, "trainer.max_epochs=2", *RUN,
+                            f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"], resumed))
+    again = _state(resumed / "checkpoints" / "last.ckpt")["state_dict"]
+    assert any(k.startswith("strategy.mask_generator.") for k in whole)
+    for key, value in whole.items():
+        assert torch.equal(value, again[key]), key
