@@ -180,6 +180,40 @@ def extra_sets(reports: list[SetReport], extra_benchmarks: Mapping[str, Mapping[
     return sets, groups
 
 
+#: the table group of a composite of a setting's own families (CDD-11's low_haze_rain) and of a single one
+MIXED, SINGLE = "mixed", "single"
+#: the table group of a user's own paired folders added to a setting
+REAL = "real (your folders)"
+
+
+def composite_groups(test: Mapping[str, Dataset], families: Sequence[str]) -> dict[str, str]:
+    """``mixed`` for benchmarks whose family joins several of the setting's families with ``_`` (CDD-11's
+    composites), ``single`` for the rest; empty where the setting has no composite."""
+    singles = set(families)
+
+    def composite(family: str) -> bool:
+        parts = family.split("_")
+        return len(parts) > 1 and all(p in singles for p in parts)
+
+    family_of = {b: getattr(ds, "family", None) or getattr(getattr(ds, "dataset", None), "family", "") for b, ds
+                 in test.items()}
+    if not any(composite(f) for f in family_of.values()):
+        return {}
+    return {b: MIXED if composite(f) else SINGLE for b, f in family_of.items()}
+
+
+def extra_paired_sets(folders: Sequence[Mapping[str, Any]] | None, crop_multiple: int,
+                      check: str) -> dict[str, Dataset]:
+    """Your own (degraded, clean) folders as further test benchmarks of a published setting (``data.extra_paired``,
+    the sets of ``data=paired``: ``{input, target, name?, rule?, recursive?}``), scanned like its test sets."""
+    if not folders:
+        return {}
+    from src.data.paired_folders import parse_sets, scan_paired
+
+    sets = parse_sets(folders, "extra_paired", {"rule": "same", "family": "paired", "recursive": False, "repeats": 1})
+    return {s.name: PairedImages(pairs, s.name, s.family, crop_multiple) for s, pairs in scan_paired(sets, check)}
+
+
 def evenly_spaced(ds: Dataset, count: int | None) -> Dataset:
     """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
     n = len(ds)
@@ -214,6 +248,7 @@ def benchmark_datamodule(
     val_images: int | None = None,
     extra_benchmarks: Mapping[str, Mapping[str, Any]] | None = None,
     extra_source: str | None = None,
+    extra_paired: Sequence[Mapping[str, Any]] | None = None,
     seed: int = 0,
     name: str = "",
     **loader_options: Any,
@@ -229,7 +264,8 @@ def benchmark_datamodule(
     a problem stops the run with the scan's report, as does a count unlike a correct download when
     ``strict_counts``. ``val_images`` limits validation to that many evenly spaced images per benchmark.
     ``extra_benchmarks`` adds test-only benchmarks made from one test set's clean images (:func:`extra_sets`),
-    averaged apart by group in the table (the published benchmarks are ``seen``).
+    averaged apart by group in the table (the published benchmarks are ``seen``); ``extra_paired`` adds your own
+    paired folders (group ``real``). CDD-11's composites are averaged apart as ``mixed``.
     """
     families = list(families)
     known = parse_layouts(layouts)
@@ -245,8 +281,15 @@ def benchmark_datamodule(
     train = _train_sets([r for r in reports if r.split == "train"], {**OFFICIAL_REPEATS, **(repeats or {})},
                         train_sigmas, patch_size, train_crop_multiple, seed)
     test = _test_sets([r for r in reports if r.split == "test"], noise_protocol, noise_order, noise_seed, crop_multiple)
+    groups = composite_groups(test, families)
     extra, extra_groups = extra_sets(reports, extra_benchmarks, extra_source, crop_multiple, noise_seed)
+    paired = extra_paired_sets(extra_paired, crop_multiple, test_check)
+    clash = sorted(set(paired) & set(test) | set(extra) & set(test))
+    if clash:
+        raise ValueError(f"extra test benchmarks {clash} are named like the setting's own: give them another name")
     test.update(extra)
+    test.update(paired)
+    extra_groups.update({b: REAL for b in paired})
     mix_weights = _mix_weights(mix, {f: len(d) for f, d in train.items()}, weights, temperature)
     val = {b: evenly_spaced(ds, val_images) for b, ds in test.items()}
     datamodule = BenchmarkDataModule(train=train, val=val, test=test, weights=mix_weights, mix=mix,
@@ -255,8 +298,8 @@ def benchmark_datamodule(
         b: f"{r.found} {'pairs' if r.image_set.paired else 'images'}, the published set has {r.image_set.expected}"
         for r in reports if r.split == "test" and not r.count_ok for b in r.benchmarks
     }
-    if extra_groups:  # the table averages each group apart
-        datamodule.benchmark_groups = {b: extra_groups.get(b, SEEN) for b in test}
+    if extra_groups or groups:  # the table averages each group apart
+        datamodule.benchmark_groups = {b: extra_groups.get(b, groups.get(b, SEEN)) for b in test}
     if mix == "airnet" and train and datamodule.batch_size % len(train):
         raise ValueError(f"data.mix=airnet needs data.batch_size ({datamodule.batch_size}) to be a multiple of "
                          f"the {len(train)} families {list(train)}")

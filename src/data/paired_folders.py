@@ -108,6 +108,17 @@ def _check_folders(sets: list[FolderPair], role: str) -> None:
         raise DataNotFoundError("\n".join(lines))
 
 
+def scan_paired(sets: list[FolderPair], check: str = "decode") -> list[tuple[FolderPair, list[tuple[Path, Path]]]]:
+    """Test sets scanned as ``data=paired`` scans them (folders checked, pairs listed, files decoded at
+    ``check``); a problem stops with the report."""
+    _check_folders(sets, "test")
+    reports = [scan_set(Path.cwd(), SetReport("test", s.family, s.image_set(), [s.name]), check) for s in sets]
+    if failed(reports, counts=False):
+        raise DataCheckError(f"{format_report(reports, None, 'paired', 'extra_paired', check, check)}\n"
+                             "Fix the folders above and run again.")
+    return [(s, r.pairs) for s, r in zip(sets, reports)]
+
+
 def published_counts(layouts: Mapping[str, Any] | None) -> dict[str, int]:
     """Benchmark name -> image count of the published test sets the composed layouts know."""
     if not layouts:

@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -283,3 +284,28 @@ def test_generalisation_benchmarks_join_a_published_setting(promptir_root, tmp_p
     with pytest.raises(ValueError, match="extra_source='nowhere' names no test benchmark"):
         _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_benchmarks=extras, extra_source="nowhere")
     assert tree_digest(promptir_root) == before
+
+
+def test_cdd11_composites_are_averaged_apart_as_mixed(tmp_path):
+    root = write_layout(tmp_path, "cdd11", list(CDD11_CATEGORIES))
+    dm = benchmark_datamodule("cdd11", root, list(CDD11_CATEGORIES), layouts=layout_configs(), layout="cdd11",
+                              patch_size=32, train_crop_multiple=1, **LOADER)
+    assert dm.benchmark_groups["cdd11_low_haze_rain"] == "mixed" and dm.benchmark_groups["cdd11_haze"] == "single"
+    assert _dm(write_layout(tmp_path / "p", "promptir", THREE)).benchmark_groups == {}  # no composite: no groups
+
+
+def test_your_paired_folders_join_a_published_setting(promptir_root, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for side in ("input", "target"):
+        (tmp_path / "RealRain" / side).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "RealRain" / side / f"{i}.png")
+    folders = [{"input": str(tmp_path / "RealRain" / "input"), "target": str(tmp_path / "RealRain" / "target")}]
+    dm = _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_paired=folders)
+    assert len(dm.test_sets["realrain"]) == 2 and dm.benchmark_groups["realrain"] == "real (your folders)"
+    assert dm.benchmark_groups["rain100l"] == "seen"
+    with pytest.raises(ValueError, match="named like the setting's own"):
+        _dm(promptir_root, FIVE, "5deg", test_sigmas=[25], extra_paired=[{**folders[0], "name": "rain100l"}])
