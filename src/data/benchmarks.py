@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from src.data.check import SetReport, failed, format_report, scan
-from src.data.datamodule import RestorationDataModule
+from src.data.datamodule import RestorationDataModule, evenly_spaced
 from src.data.datasets.paired import NoisyImages, NoisyPatches, PairedImages, PairedPatches
 from src.data.datasets.sources import ImageFiles
 from src.data.datasets.synthetic import DegradedImages
 from src.data.degradations.base import Degradation
 from src.data.layouts import SPLITS, DataCheckError, locate, parse_layouts
+from src.data.paired_folders import parse_sets, scan_paired
 from src.data.sampler import MixSampler, _rank_world
 from src.data.synthetic_mix import SEEN
 
@@ -208,18 +209,8 @@ def extra_paired_sets(folders: Sequence[Mapping[str, Any]] | None, crop_multiple
     the sets of ``data=paired``: ``{input, target, name?, rule?, recursive?}``), scanned like its test sets."""
     if not folders:
         return {}
-    from src.data.paired_folders import parse_sets, scan_paired
-
     sets = parse_sets(folders, "extra_paired", {"rule": "same", "family": "paired", "recursive": False, "repeats": 1})
     return {s.name: PairedImages(pairs, s.name, s.family, crop_multiple) for s, pairs in scan_paired(sets, check)}
-
-
-def evenly_spaced(ds: Dataset, count: int | None) -> Dataset:
-    """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
-    n = len(ds)
-    if count is None or count >= n:
-        return ds
-    return Subset(ds, sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)}))
 
 
 def benchmark_datamodule(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from src.data.loader import ResumableLoader
 from src.data.sampler import MixSampler
@@ -191,3 +191,11 @@ class RestorationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return self._eval_loaders(self.test_sets)
+
+
+def evenly_spaced(ds: Dataset, count: int | None) -> Dataset:
+    """``count`` evenly spaced images of a benchmark (all when ``None``), for a cheaper validation."""
+    n = len(ds)
+    if count is None or count >= n:
+        return ds
+    return Subset(ds, sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)}))

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from src.data.benchmarks import evenly_spaced
 from src.data.check import SetReport, failed, format_report, scan_set
-from src.data.datamodule import RestorationDataModule
+from src.data.datamodule import RestorationDataModule, evenly_spaced
 from src.data.datasets.paired import PAIRING_RULES, PairedImages, PairedPatches
 from src.data.layouts import DataCheckError, DataNotFoundError, ImageSet, parse_layouts
 from src.utils.errors import ConfigError

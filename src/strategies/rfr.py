@@ -63,14 +63,16 @@ class FrozenExtractor:
 
         if kind not in EXTRACTORS:
             raise ConfigError(f"model.strategy.extractor={kind!r}: expected one of {', '.join(EXTRACTORS)}")
+        if kind != "stand_in":
+            self._check_file(kind, weights)  # before building a billion-parameter network for nothing
+        elif weights:
+            raise ConfigError("model.strategy.weights is for a real extractor; the stand-in has random weights")
         spec = EXTRACTORS[kind]
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.model = timm.create_model(spec["model"], pretrained=False, dynamic_img_size=True, **spec["kwargs"])
         if kind != "stand_in":
-            self._load(kind, weights)
-        elif weights:
-            raise ConfigError("model.strategy.weights is for a real extractor; the stand-in has random weights")
+            self._load(kind, str(weights))
         self.model.eval().requires_grad_(False)
         depth = len(self.model.blocks)
         flat = [int(i) for pair in layers for i in pair]
@@ -81,7 +83,8 @@ class FrozenExtractor:
         self.width = int(self.model.embed_dim)
         self.patch = int(self.model.patch_embed.patch_size[0])
 
-    def _load(self, kind: str, weights: str | None) -> None:
+    @staticmethod
+    def _check_file(kind: str, weights: str | None) -> None:
         if not weights or not Path(weights).is_file():
             raise ConfigError(
                 f"model.strategy.extractor={kind} needs its weights: model.strategy.weights=<model.safetensors of "
@@ -91,6 +94,8 @@ class FrozenExtractor:
         if not str(weights).endswith(".safetensors"):
             raise ConfigError(f"model.strategy.weights={weights}: give the .safetensors file (a pickled checkpoint "
                               "is never unpickled)")
+
+    def _load(self, kind: str, weights: str) -> None:
         from safetensors.torch import load_file
         from timm.models.vision_transformer import checkpoint_filter_fn
 

@@ -47,7 +47,7 @@ def test_unpaired_images_are_scored_but_not_ranked():
 def test_eval_writes_the_csv_and_the_worst_best_picture(tiny_cfg, tmp_path):
     from src.eval import evaluate
 
-    record = evaluate(tiny_cfg("untrained=true", name="eval"))
+    record = evaluate(tiny_cfg("untrained=true", "data.test_source.max_side=96", name="eval"))
     with open(tmp_path / CSV_NAME, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["benchmark"] for r in rows} == set(record["benchmarks"])

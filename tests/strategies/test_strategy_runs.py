@@ -86,6 +86,7 @@ def test_dcpt_logs_accuracy_and_its_checkpoint_starts_a_plain_run(tiny_cfg, tmp_
     assert torch.isfinite(torch.as_tensor(fine["metrics"]["train/loss"]))
 
 
+@pytest.mark.slow
 def test_ram_plus_resumes_with_the_same_weights(tiny_cfg, tmp_path) -> None:
     """The mask generator's draws are seeded by step and rank, its weights are in the checkpoint: a run cut after
     one epoch and resumed ends where the uncut run ends."""
