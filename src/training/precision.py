@@ -75,6 +75,21 @@ class PrecisionTrial:
         return {"decided_bf16": self.decided, "median_s": medians, "times_s": self.times, "margin": self.margin}
 
 
+def agreed(choice: bool) -> bool:
+    """Under DDP every rank takes rank 0's choice (each timed its own steps; the ranks reach the decision at the
+    same step, so the broadcast meets on all of them); alone, the choice itself."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return choice
+    box = [choice]
+    dist.broadcast_object_list(box, src=0)
+    if box[0] != choice:
+        log.info("precision trial: this rank's timing chose %s, rank 0's %s: following rank 0",
+                 "bf16" if choice else "fp32", "bf16" if box[0] else "fp32")
+    return bool(box[0])
+
+
 class TrainingStepMixedPrecision(MixedPrecision):
     """bf16 autocast around ``training_step`` where a :class:`PrecisionTrial` of the first steps found it faster;
     validation, test and predict steps run in fp32.
@@ -94,8 +109,11 @@ class TrainingStepMixedPrecision(MixedPrecision):
         if self.trial is None:
             bf16 = True
         else:
+            undecided = self.trial.decided is None
             if self._started is not None:
                 self.trial.record(now - self._started)
+            if undecided and self.trial.decided is not None:  # decided by this step's record: agree across ranks
+                self.trial.decided = agreed(self.trial.decided)
             bf16 = self.trial.next_bf16()
             self._started = now if self.trial.decided is None else None
         if bf16:

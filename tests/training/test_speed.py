@@ -351,3 +351,22 @@ def test_train_on_a_bf16_cpu_casts_training_steps_and_validates_in_fp32(tiny_cfg
     assert isinstance(trainer.precision_plugin, TrainingStepMixedPrecision)
     assert model.speed.autocast_dtype == torch.bfloat16 and model.speed.inference_autocast_dtype is None
     assert math.isfinite(out["metrics"]["train/loss"])
+
+
+def test_under_ddp_every_rank_follows_rank_0s_precision(monkeypatch):
+    import torch.distributed as dist
+
+    from src.training import precision
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src: box.__setitem__(0, True))  # rank 0: bf16
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: next(clock))
+    plugin = precision.TrainingStepMixedPrecision()
+    casts = []
+    for _ in range(10):
+        with plugin.train_step_context():
+            casts.append((torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16)
+    assert plugin.trial.decided is True and casts[8:] == [True, True]  # its own tie said fp32; rank 0 said bf16
