@@ -193,9 +193,38 @@ def write_reports(
     written["results_md"] = write_markdown(record, output_dir / "results.md", comparison, setting, description)
     if comparison:
         written["comparison_csv"] = write_csv(comparison, output_dir / "comparison.csv", COMPARISON_COLUMNS)
+        written["comparison_png"] = comparison_chart(comparison, output_dir / "comparison.png", setting)
         (console or Console(width=160)).print(render_comparison(comparison, record["metrics"], description))
+        log_wandb_image(loggers, "comparison", written["comparison_png"])
     log_wandb_tables(loggers, record, comparison)
     return written
+
+
+def comparison_chart(rows: Sequence[ComparisonRow], path: Path, setting: str | None) -> Path:
+    """Our PSNR beside each method's published one, grouped by benchmark (the paper's labels); a cell a paper does
+    not give is left out."""
+    from src.results.plots import plot_bars
+
+    labels = list(dict.fromkeys(r.label for r in rows))
+    ours = {r.label: r.ours_psnr for r in rows}
+    series: dict[str, list[float]] = {"ours": [_number(ours.get(label)) for label in labels]}
+    for method in dict.fromkeys(r.method for r in rows):
+        cells = {r.label: r.published_psnr for r in rows if r.method == method}
+        series[f"{method} (published)"] = [_number(cells.get(label)) for label in labels]
+    return plot_bars(labels, series, path, "PSNR (dB)", title=f"ours beside the published numbers ({setting})")
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def log_wandb_image(loggers: Iterable[Any], key: str, path: Path) -> None:
+    """``path`` as an image under ``key`` on every W&B logger."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[str(path)])
 
 
 def render_table(record: dict[str, Any], title: str = "test results", description: str | None = None) -> Table:

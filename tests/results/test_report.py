@@ -29,7 +29,11 @@ def read_csv(path) -> list[dict[str, str]]:
 def test_write_reports_for_a_published_setting(tmp_path):
     console = Console(file=io.StringIO(), width=200)
     written = write_reports(record(), tmp_path, console=console, description=metric_protocol("promptir").description)
-    assert set(written) == {"results_csv", "results_md", "comparison_csv"}
+    assert set(written) == {"results_csv", "results_md", "comparison_csv", "comparison_png"}
+    from PIL import Image
+
+    with Image.open(written["comparison_png"]) as chart:  # ours beside the published numbers, readable
+        assert chart.format == "PNG" and min(chart.size) > 100
     results = read_csv(tmp_path / "results.csv")
     assert [r["benchmark"] for r in results] == [*FIVE, "average"]
     assert float(results[0]["gain_psnr"]) == pytest.approx(8.0)
@@ -72,9 +76,13 @@ def test_captions_name_the_protocol_and_describe_it():
 class _FakeWandb:
     def __init__(self) -> None:
         self.tables: dict[str, tuple[list, list]] = {}
+        self.images: dict[str, list] = {}
 
     def log_table(self, key: str, columns: list, data: list) -> None:
         self.tables[key] = (columns, data)
+
+    def log_image(self, key: str, images: list) -> None:
+        self.images[key] = images
 
 
 def test_tables_are_logged_to_wandb(tmp_path, monkeypatch):
@@ -84,6 +92,7 @@ def test_tables_are_logged_to_wandb(tmp_path, monkeypatch):
     columns, data = logger.tables["test/published_comparison"]
     assert "diff_psnr" in columns and len(data) == 5 * 8 + 8
     assert len(logger.tables["test/results"][1]) == 6
+    assert logger.images["comparison"][0].endswith("comparison.png")  # the chart beside the tables
 
 
 def test_groups_of_benchmarks_are_averaged_apart(tmp_path):
