@@ -137,6 +137,7 @@ def main(cfg: DictConfig) -> None:
     run_route(cfg, overridden_groups())
 
 
+register_resolvers()
+
 if __name__ == "__main__":
-    register_resolvers()
     main()

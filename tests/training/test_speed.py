@@ -196,16 +196,22 @@ def test_precision_trial_alternates_then_keeps_the_faster(bf16_s, fp32_s, keeps_
     assert trial.summary()["median_s"] == {"bf16": bf16_s, "fp32": fp32_s}
 
 
-def test_the_plugin_times_whole_steps_and_settles(monkeypatch):
+def _steps_with_a_steady_clock(monkeypatch, steps: int):
+    """``steps`` training steps through the plugin, each exactly one (fake) second long; which were cast."""
     from src.training import precision
 
     clock = iter(float(t) for t in range(100))
     monkeypatch.setattr(precision.time, "perf_counter", lambda: next(clock))
     plugin = precision.TrainingStepMixedPrecision()
     casts = []
-    for _ in range(12):
+    for _ in range(steps):
         with plugin.train_step_context():
             casts.append((torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16)
+    return plugin, casts
+
+
+def test_the_plugin_times_whole_steps_and_settles(monkeypatch):
+    plugin, casts = _steps_with_a_steady_clock(monkeypatch, 12)
     assert casts[:8] == [True, False] * 4 and plugin.trial.decided is False  # equal times: fp32 wins the tie
     assert casts[8:] == [False] * 4
 
@@ -356,17 +362,9 @@ def test_train_on_a_bf16_cpu_casts_training_steps_and_validates_in_fp32(tiny_cfg
 def test_under_ddp_every_rank_follows_rank_0s_precision(monkeypatch):
     import torch.distributed as dist
 
-    from src.training import precision
-
     monkeypatch.setattr(dist, "is_available", lambda: True)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src: box.__setitem__(0, True))  # rank 0: bf16
-    clock = iter(float(t) for t in range(100))
-    monkeypatch.setattr(precision.time, "perf_counter", lambda: next(clock))
-    plugin = precision.TrainingStepMixedPrecision()
-    casts = []
-    for _ in range(10):
-        with plugin.train_step_context():
-            casts.append((torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16)
+    plugin, casts = _steps_with_a_steady_clock(monkeypatch, 10)
     assert plugin.trial.decided is True and casts[8:] == [True, True]  # its own tie said fp32; rank 0 said bf16
