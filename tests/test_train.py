@@ -194,7 +194,8 @@ def test_every_model_config_trains_in_the_suite(tiny_cfg, model, tmp_path):
                                 "data.embedded_max_side=48", "data.batch_size=2", "model/scheduler=none",
                                 *[o for o in TINY_RUN if not o.startswith(("model", "data"))]], tmp_path)
     if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
-        pytest.skip(f"model={model} is a grayscale network; the synthetic data is RGB (model=dncnn_color is not)")
+        pytest.skip(f"model={model} takes {OmegaConf.select(cfg, 'model.backbone.in_channels')}-channel images (grey, "
+                    "packed RAW); the synthetic data is RGB")
     if cfg.model.training_free:
         with pytest.raises(ConfigError, match="training-free"):
             train(cfg)
