@@ -7,9 +7,9 @@ scale) plus the auxiliary kernel, bias ``sum(W * b) + bias`` plus the auxiliary 
 convolution (the official "reparameterize" form, the one training and testing use; its bias acts as if the
 shifted input were also shifted where the convolution pads, while the official "trivial" form pads after the
 shift with zeros and so differs at the borders where the shifts are non-zero). Branch ``-1`` is the generalised
-camera used at test time; :func:`deploy` writes its folded weights into plain convolutions, giving the plain
-network back. Parameter names are the official ones (``main_weight``, ``align_weights.<i>``, ...), so official
-RepNR checkpoints load as they are.
+camera used at test time (:func:`generalize` sets it to the cameras' mean); :func:`deploy` writes its folded
+weights into plain convolutions, giving the plain network back. Parameter names are the official ones
+(``main_weight``, ``align_weights.<i>``, ...), so official RepNR checkpoints load as they are.
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ def set_camera(net: nn.Module, branch: int) -> None:
     for module in net.modules():
         if isinstance(module, RepNRConv2d):
             module.branch = branch
+
+
+@torch.no_grad()
+def generalize(net: nn.Module) -> nn.Module:
+    """Set the generalised branch (-1) of every RepNR convolution to the mean of the camera branches' alignments
+    (LED's ``generalize()``, before fine-tuning or deploying for an unseen camera), in place; returns ``net``."""
+    for module in net.modules():
+        if isinstance(module, RepNRConv2d):
+            for params in (module.align_weights, module.align_biases):
+                params[-1].copy_(torch.stack([p for p in list(params)[:-1]]).mean(dim=0))
+    return net
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.models.layers.repnr import RepNRConv2d, deploy, set_camera, to_repnr
+from src.models.layers.repnr import RepNRConv2d, deploy, generalize, set_camera, to_repnr
 from src.models.official import led_unet, load_strict
 
 
@@ -61,3 +61,13 @@ def test_a_fresh_repnr_network_is_the_plain_one_and_deploys_to_it() -> None:
         assert torch.allclose(deploy(repnr.net)(x)[0], plain(x), atol=1e-6)
     with pytest.raises(ValueError, match="zero-padded"):
         to_repnr(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, padding_mode="reflect")), 2)
+
+
+def test_generalize_sets_the_test_branch_to_the_cameras_mean(ref) -> None:
+    model = led_unet.build_repnr(ref.meta["tiny_kwargs"])
+    load_strict(model, led_unet.convert({**ref.tensors("repnr_weights"), **ref.tensors("repnr_perturbed_overrides")}))
+    generalize(model.net)
+    conv = model.net.conv3_1
+    for params in (conv.align_weights, conv.align_biases):
+        assert torch.allclose(params[-1], torch.stack(list(params)[:-1]).mean(dim=0))
+        assert not torch.allclose(params[-1], params[0])
