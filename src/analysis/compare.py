@@ -24,7 +24,7 @@ from typing import Any
 
 from src.results.plots import HISTORY_NAME, curves_by_benchmark, plot_bars, plot_curves, read_history
 from src.results.published import load_published
-from src.results.report import markdown_table, write_csv
+from src.results.report import format_cell, markdown_table, write_csv
 from src.utils.atomic import write_text_atomic
 
 QUANTITIES = ("psnr", "ssim", "lpips", "niqe")
@@ -100,12 +100,6 @@ def published_series(setting: str, methods: Sequence[str], benchmarks: Sequence[
     return series
 
 
-def _cell(value: Any, digits: int) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if math.isfinite(value) else "-"
-    return str(value)
-
-
 def compare(runs: Sequence[Run], out: Path, quantity: str = "psnr", published: str | None = None,
             methods: Sequence[str] = ()) -> dict[str, Path]:
     """Write the table, the bar chart and (where histories exist) the learning curves; returns their paths."""
@@ -114,7 +108,7 @@ def compare(runs: Sequence[Run], out: Path, quantity: str = "psnr", published: s
     written = {"csv": write_csv(rows, out / "compare.csv", columns)}
     title = f"{quantity.upper()} per benchmark ({', '.join(run.label for run in runs)})"
     digits = 2 if quantity == "psnr" else 4
-    cells = ([_cell(r[c], digits) for c in columns] for r in rows)
+    cells = ([format_cell(r[c], digits) for c in columns] for r in rows)
     text = "\n".join([f"# {title}", "", markdown_table(columns, cells), ""])
     written["markdown"] = write_text_atomic(out / "compare.md", text)
     names = [r["benchmark"] for r in rows]

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, open_dict
 
 from src.analysis.features import analysed_model, analysis_device
 from src.analysis.grids import Router, image_features
+from src.results.report import format_cell
 from src.run.assemble import build, load_weights
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups
@@ -115,19 +116,16 @@ def run_route(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
 
 
 def markdown(result: dict[str, Any]) -> str:
-    def cell(value: Any, digits: int = 2) -> str:
-        missing = value is None or (isinstance(value, float) and not math.isfinite(value))
-        return "-" if missing else f"{value:.{digits}f}"
-
     lines = [f"Routing by {result['grids']} to {len(result['groups'])} group networks {result['groups']} "
              f"({result['metrics']} PSNR, dB)", "",
              "| benchmark | images | routed to its family's group | input PSNR | routed PSNR | routed SSIM | "
              "family's group PSNR |", "|---|---|---|---|---|---|---|"]
     for name, row in result["benchmarks"].items():
         share = row["routed_to_family_group"]
-        lines.append(f"| {name} | {row['images']} | {'-' if share is None else f'{share:.0%}'} | "
-                     f"{cell(row['input_psnr'])} | {cell(row['routed_psnr'])} | {cell(row['routed_ssim'], 4)} | "
-                     f"{cell(row['family_group_psnr'])} |")
+        cells = [name, str(row["images"]), "-" if share is None else f"{share:.0%}",
+                 format_cell(row["input_psnr"], 2), format_cell(row["routed_psnr"], 2),
+                 format_cell(row["routed_ssim"], 4), format_cell(row["family_group_psnr"], 2)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -77,7 +77,8 @@ def write_csv(rows: Sequence[Any], path: str | Path, columns: Sequence[str] | No
     return write_text_atomic(Path(path), buffer.getvalue())
 
 
-def _fmt(value: Any, digits: int, signed: bool = False) -> str:
+def format_cell(value: Any, digits: int, signed: bool = False) -> str:
+    """A table cell: floats to ``digits`` places (``signed``: with their sign), a missing value (None, NaN) as -."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
@@ -92,15 +93,15 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
 
 
 def _result_cells(row: Mapping[str, Any]) -> list[str]:
-    cells = [str(row["benchmark"]), _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
-             _fmt(row["ssim"], 4), _fmt(row["gain_psnr"], 2, signed=True)]
-    return cells + [_fmt(row[k], 4) for k in optional_order(row)]
+    cells = [str(row["benchmark"]), format_cell(row["input_psnr"], 2), format_cell(row["input_ssim"], 4),
+             format_cell(row["psnr"], 2), format_cell(row["ssim"], 4), format_cell(row["gain_psnr"], 2, signed=True)]
+    return cells + [format_cell(row[k], 4) for k in optional_order(row)]
 
 
 def _comparison_cells(row: ComparisonRow) -> list[str]:
-    return [row.method, row.label, _fmt(row.ours_psnr, 2), _fmt(row.published_psnr, 2),
-            _fmt(row.diff_psnr, 2, signed=True), _fmt(row.ours_ssim, 4), _fmt(row.published_ssim, 3),
-            _fmt(row.diff_ssim, 4, signed=True), row.note]
+    return [row.method, row.label, format_cell(row.ours_psnr, 2), format_cell(row.published_psnr, 2),
+            format_cell(row.diff_psnr, 2, signed=True), format_cell(row.ours_ssim, 4),
+            format_cell(row.published_ssim, 3), format_cell(row.diff_ssim, 4, signed=True), row.note]
 
 
 #: said wherever a record of a network without weights is shown (``src.eval untrained=true``)
@@ -244,9 +245,9 @@ def render_table(record: dict[str, Any], title: str = "test results", descriptio
     for name, row in rows:
         gain = row["psnr"] - row["input_psnr"]
         label = f"{name} *" if name in noted else name
-        cells = [label, _fmt(row["input_psnr"], 2), _fmt(row["input_ssim"], 4), _fmt(row["psnr"], 2),
-                 _fmt(row["ssim"], 4), _fmt(gain, 2, signed=True)]
-        cells += [_fmt(row.get(col, float("nan")), 4) for col in extra]
+        cells = [label, format_cell(row["input_psnr"], 2), format_cell(row["input_ssim"], 4),
+                 format_cell(row["psnr"], 2), format_cell(row["ssim"], 4), format_cell(gain, 2, signed=True)]
+        cells += [format_cell(row.get(col, float("nan")), 4) for col in extra]
         table.add_row(*cells)
     return table
 
