@@ -37,6 +37,16 @@ def _fit(image: Tensor, max_side: int | None) -> Tensor:
     return F.interpolate(image[None], size=size, mode="area")[0]
 
 
+def as_rgb(image: Tensor) -> Tensor:
+    """A C x H x W image in [0, 1] to look at as RGB: gray repeated, packed RAW (4 planes R, G1, B, G2) shown
+    as R, the greens' mean and B under a 1/2.2 gamma (linear sensor values look black otherwise)."""
+    if image.shape[0] == 1:
+        return image.expand(3, -1, -1)
+    if image.shape[0] == 4:
+        return torch.stack([image[0], (image[1] + image[3]) / 2, image[2]]).clamp(0.0, 1.0) ** (1 / 2.2)
+    return image
+
+
 #: height of each text band (Pillow's default bitmap font is about 11 pixels high)
 LABEL_HEIGHT = 14
 
@@ -47,8 +57,7 @@ def make_panel(lq: Tensor, pred: Tensor, gt: Tensor, gap: int = 4, max_side: int
 
     ``title`` adds a text band above, ``labels`` one under each image (Pillow's default font, no file needed).
     """
-    parts = [_fit(t.detach().float().cpu().clamp(0.0, 1.0), max_side) for t in (lq, pred, gt)]
-    parts = [p.expand(3, -1, -1) if p.shape[0] == 1 else p for p in parts]
+    parts = [_fit(as_rgb(t.detach().float().cpu().clamp(0.0, 1.0)), max_side) for t in (lq, pred, gt)]
     spacer = torch.ones(3, parts[0].shape[1], gap)
     row = torch.cat([parts[0], spacer, parts[1], spacer, parts[2]], dim=2)
     panel = (row.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)

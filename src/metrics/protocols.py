@@ -194,3 +194,56 @@ class Uint8Protocol(MetricProtocol):
             "psnr": psnr(x, y, data_range=255.0),
             "ssim": ssim(x, y, gaussian_window(1.5), data_range=255.0, sample_covariance=False),
         }
+
+
+@dataclass(frozen=True)
+class RawProtocol(MetricProtocol):
+    """LED's scores of packed RAW (any channel count, 4 for Bayer planes) in [0, 1].
+
+    The restored frame is clipped to [0, 1] and, with ``illumination_correct`` (on in every LED option file),
+    scaled by the one factor that best fits it to the target in least squares over the target's unsaturated
+    pixels (``IlluminanceCorrect``: low-light pairs differ in brightness as well as noise); not clipped again.
+    ``crop_border`` packed pixels are dropped on each side (LED: 2), PSNR is ``10 log10(1 / (MSE + 1e-8))``
+    (BasicSR's ``calculate_psnr_pt``) and SSIM Wang's form (11x11 Gaussian, sigma 1.5) averaged over planes.
+    LPIPS, NIQE and pyiqa score RGB photographs and are refused here."""
+
+    crop_border: int = 2
+    illumination_correct: bool = True
+
+    def __post_init__(self) -> None:
+        rgb_only = [name for name, on in (("lpips", self.lpips is not None), ("niqe", self.niqe),
+                                          ("pyiqa", bool(self.pyiqa))) if on]
+        if rgb_only:
+            raise ValueError(f"metrics={self.name}: {', '.join(rgb_only)} score RGB photographs, not packed RAW; "
+                             "set them off (null / false / [])")
+        if self.crop_border < 0:
+            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+
+    @property
+    def min_side(self) -> int:
+        return super().min_side + 2 * self.crop_border
+
+    def corrected(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``pred`` clipped and, with ``illumination_correct``, brought to the target's brightness."""
+        x = pred.detach().double().clamp(0.0, 1.0)
+        if not self.illumination_correct:
+            return x
+        y = target.detach().double()
+        unsaturated = (y != 1.0).to(x.dtype)
+        num = (x * y * unsaturated).sum(dim=(1, 2, 3), keepdim=True)
+        den = (x * x * unsaturated).sum(dim=(1, 2, 3), keepdim=True)
+        return x * torch.where(den > 0, num / den.clamp_min(torch.finfo(x.dtype).tiny), torch.ones_like(den))
+
+    def _psnr_ssim(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if pred.shape != target.shape or pred.ndim != 4:
+            raise ValueError(f"expected two B x C x H x W frames of one shape, got pred {tuple(pred.shape)} and "
+                             f"target {tuple(target.shape)}")
+        x, y = self.corrected(pred, target), target.detach().double()
+        if self.crop_border:
+            cb = self.crop_border
+            x, y = x[..., cb:-cb, cb:-cb], y[..., cb:-cb, cb:-cb]
+        mse = (x - y).square().mean(dim=(1, 2, 3))
+        return {
+            "psnr": 10.0 * torch.log10(1.0 / (mse + 1e-8)),
+            "ssim": ssim(x, y, gaussian_window(1.5), data_range=1.0, sample_covariance=False),
+        }

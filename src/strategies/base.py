@@ -34,6 +34,10 @@ class Strategy(nn.Module):
         """The optimiser's parameter groups (own learning rates), or ``None`` for one group of ``trainable``."""
         return None
 
+    def before_optimizer_step(self, module: Any, optimizer: torch.optim.Optimizer) -> None:
+        """Called before each optimiser step, gradients in hand (a phase that trains only some parameters
+        sets the others' ``grad`` to ``None``, which the optimiser skips)."""
+
     def network_head(self, module: Any) -> nn.Module | None:
         """The head the network runs with, in training and inference: the model's own, unless the strategy adds
         to what the network computes (RAM++'s feature fusion)."""

@@ -99,9 +99,11 @@ def probe_steps(module: nn.Module, device: torch.device, sides: tuple[int, int],
     memory = PeakMemory(device.type, collect_garbage=False)
     generator = torch.Generator().manual_seed(0)
     inputs = {}
+    net = getattr(module, "net", None)  # the network's own channels: gray DnCNN 1, packed RAW 4
+    channels_in, channels_out = getattr(net, "in_channels", 3), getattr(net, "out_channels", 3)
     for side in sides:
-        lq = torch.rand(1, 3, side, side, generator=generator).to(device)
-        gt = torch.rand(1, 3, side * scale, side * scale, generator=generator).to(device)  # SR: scale x larger
+        lq = torch.rand(1, channels_in, side, side, generator=generator).to(device)
+        gt = torch.rand(1, channels_out, side * scale, side * scale, generator=generator).to(device)  # SR: x larger
         inputs[side] = (lq.contiguous(memory_format=torch.channels_last) if channels_last else lq, gt)
     small, large = sides
     probes: dict[int, Probe] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,18 @@ def keep_fresh(
     take (another shape) are left at the model's own values; returns the state and the keys left fresh.
 
     What the official EDSR and RCAN loaders do for their up-samplers, so that x3 and x4 fine-tune from x2
-    weights. Everything outside the prefixes stays strict."""
+    weights; a prefix with ``*`` is a pattern (``net.*.aux_*``: LED's fine-tuning convolutions, new in every
+    layer). Everything outside the prefixes stays strict."""
     if not prefixes:
         return dict(state), []
     own = model.state_dict()
-    lax = tuple(prefixes)
+
+    def lax(key: str) -> bool:
+        return any(fnmatchcase(key, p) if "*" in p else key.startswith(p) for p in prefixes)
+
     kept = {k: v for k, v in state.items()
-            if not k.startswith(lax) or (k in own and tuple(own[k].shape) == tuple(v.shape))}
-    fresh = sorted(k for k in own if k.startswith(lax) and k not in kept)
+            if not lax(k) or (k in own and tuple(own[k].shape) == tuple(v.shape))}
+    fresh = sorted(k for k in own if lax(k) and k not in kept)
     kept.update({k: own[k] for k in fresh})
     return kept, fresh
 

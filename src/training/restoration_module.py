@@ -351,7 +351,10 @@ class RestorationModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Groups (experts) that ran on no rank since the last step get ``grad=None``, as under the official
-        ``find_unused_parameters=True``: the optimiser then skips them (see ``src.training.sparse``)."""
+        ``find_unused_parameters=True``: the optimiser then skips them (see ``src.training.sparse``); then the
+        strategy's own hook (a phase of LED's fine-tuning)."""
+        if self.strategy is not None:
+            self.strategy.before_optimizer_step(self, optimizer)
         modules = self._sparse_modules()
         if not modules:
             return

@@ -129,13 +129,14 @@ def test_a_training_step_on_an_odd_size_reaches_every_parameter(name):
         assert not list(model(name).parameters()), f"model={name} is training-free but has parameters"
         pytest.skip(f"model={name} is training-free: nothing to train")
     module = copy.deepcopy(model(name)).train()  # the shared copy keeps its untouched batch-norm statistics
-    lq = odd_input(module.net)
+    lq = odd_input(module.net, batch=max(1, getattr(module.net, "cameras", 0)))  # RepNR: an image per camera
     scale = module.net.scale  # super-resolution networks return scale x the input's size
     gt = torch.rand(lq.shape[0], module.net.out_channels, lq.shape[-2] * scale, lq.shape[-1] * scale)
     pred, aux, _ = module.net.forward_train(lq, head=module.head, **conditions(module.net, lq.shape[0]))
     assert pred.shape == gt.shape and torch.isfinite(pred).all()
     assert all(v.ndim == 0 and torch.isfinite(v) for v in aux.values()), f"aux losses: {aux}"
-    total, _ = module.training_loss({"lq": lq, "gt": gt, "family": ["noise"] * lq.shape[0]})
+    fields = module.example_fields(lq.shape[0])  # what the model's own strategy reads (LED's cameras)
+    total, _ = module.training_loss({"family": ["noise"] * lq.shape[0], **fields, "lq": lq, "gt": gt})
     assert torch.isfinite(total)
     total.backward()
     trainable = {n: p for n, p in module.named_parameters() if p.requires_grad}

@@ -18,17 +18,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.models.backbones.base import Backbone, FeatureInfo, Head
+from src.models.layers.repnr import to_repnr
 
 #: the official forward pads to a multiple of 2 ** (5 - 1)
 PAD_MULTIPLE = 16
 SLOPE = 0.2
+#: the layers LED leaves plain under RepNR (the 1x1 output convolution)
+REPNR_KEEP = ("conv10_1",)
 
 
 class LedUNet(Backbone):
     """SID U-Net with LED's layer names; ``forward(lq)`` returns the denoised packed RAW and ``{}``."""
 
-    def __init__(self, in_channels: int = 4, out_channels: int = 4, channels: int = 32) -> None:
+    def __init__(self, in_channels: int = 4, out_channels: int = 4, channels: int = 32, cameras: int = 0,
+                 aux: bool = False) -> None:
+        """``cameras`` > 0: RepNR convolutions with that many camera branches (and the generalised one) in every
+        layer but the output one (LED's ``dont_convert_module``); ``aux``: with the fine-tuning's parallel
+        zero-initialised convolutions."""
         super().__init__()
+        if cameras < 0 or (aux and not cameras):
+            raise ValueError(f"LedUNet: cameras={cameras}, aux={aux}: cameras >= 0, and aux needs RepNR (cameras > 0)")
         widths = [channels * 2**level for level in range(5)]
         previous = in_channels
         for level, width in enumerate(widths, 1):  # conv1_* ... conv5_*
@@ -43,6 +52,10 @@ class LedUNet(Backbone):
         self.multiple = 1  # it pads itself, centred, as the official forward
         self.in_channels, self.out_channels = in_channels, out_channels
         self.feature_info: list[FeatureInfo] = []
+        #: RepNR camera branches (0: plain convolutions, the deploy form)
+        self.cameras = cameras
+        if cameras:
+            to_repnr(self, cameras, keep=REPNR_KEEP, aux=aux)
 
     def _pair(self, level: int, x: Tensor) -> Tensor:
         x = F.leaky_relu(getattr(self, f"conv{level}_1")(x), SLOPE)

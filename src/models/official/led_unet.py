@@ -12,13 +12,11 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from src.models.backbones.led_unet import LedUNet
+from src.models.backbones.led_unet import REPNR_KEEP, LedUNet
 from src.models.layers.repnr import to_repnr
 from src.models.official.wrapper import OfficialWrapper, rename_keys
 
 ARG_NAMES: dict[str, str] = {"inchannels": "in_channels", "outchannels": "out_channels", "channels": "channels"}
-#: the official RepNR option: the output convolution stays plain
-REPNR_KEEP = ("conv10_1",)
 
 
 def build(official_kwargs: Mapping, **options) -> OfficialWrapper:
