@@ -194,6 +194,9 @@ def restore_file(model: Any, options: InferenceConfig, device: torch.device, sou
     """
     image = read_user_image(source)
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
+    derive = getattr(model.net, "derived_inputs", None)
+    if derive is not None:  # made from the whole image, before any tiling (Water-Net's derived inputs)
+        x = derive(x[0])[None]
     multiple = model.net.multiple
     options = budget(options, *x.shape[-2:])
     with torch.inference_mode():

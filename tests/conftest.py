@@ -152,9 +152,10 @@ _machine_independent_precision()
 
 
 def _vgg16_stand_in() -> None:
-    """``model=transweather``'s objective reads torchvision's ImageNet VGG16 from the hub cache and stops when it is
-    absent (nothing is downloaded). The registry tests build every model config, so the session gets a
-    random-initialised stand-in of the layers that term uses (features 0-15, 7 MB) in its own TORCH_HOME,
+    """``model=transweather``'s objective reads torchvision's ImageNet VGG16 from the hub cache (``model=water_net``'s
+    VGG19) and stops when it is absent (nothing is downloaded). The registry tests build every model config, so the
+    session gets random-initialised stand-ins of the layers those terms use (VGG16 features 0-15, 7 MB; VGG19 0-35,
+    80 MB) in its own TORCH_HOME,
     inherited by the subprocesses tests start. Tests of the refusal point the hub folder elsewhere themselves."""
     import atexit
     import os
@@ -176,6 +177,13 @@ def _vgg16_stand_in() -> None:
     features = torchvision.models.vgg16(weights=None).features[:16]
     torch.random.set_rng_state(generator_state)
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    # model=water_net's objective: VGG19 up to relu5_4 (80 MB, random weights)
+    from src.training.losses_perceptual import VGG19_RELU5_4, torchvision_weights
+
+    torch.manual_seed(0)
+    deeper = torchvision.models.vgg19(weights=None).features[: VGG19_RELU5_4 + 1]
+    torch.random.set_rng_state(generator_state)
+    torch.save({f"features.{k}": v for k, v in deeper.state_dict().items()}, torchvision_weights("vgg19")[0])
 
 
 _vgg16_stand_in()

@@ -353,3 +353,27 @@ def test_an_instruction_guided_model_restores_what_the_instruction_names(tmp_pat
     plain = build_model(compose("train", ["model=restormer_tiny"], tmp_path))
     with pytest.raises(ConfigError, match="takes no instruction"):
         restore_module.conditioned(plain, "remove the rain")
+
+
+def test_a_network_with_derived_inputs_gets_them_from_the_whole_image_before_tiling(tmp_path):
+    """Water-Net reads the image with its white-balanced, contrast-enhanced and gamma-corrected versions: made
+    once from the whole photograph (tiles would each balance their own colours), then tiled."""
+    from src.data.underwater import water_net_inputs
+
+    cfg = compose("restore", ["model=water_net_tiny"], tmp_path / "w")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ckpt = tmp_path / "water.ckpt"
+    torch.save({"state_dict": model.state_dict(), "aioir_config": run_config(cfg)}, ckpt)
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(pattern(40, 52, 3)).save(source / "a.png")
+    run(tmp_path, source, tmp_path / "out", "inference=tiled", "inference.tile=32", "inference.overlap=16",
+        ckpt=ckpt)
+    restored = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert restored.shape == (40, 52, 3)
+    image = torch.from_numpy(pattern(40, 52, 3)).permute(2, 0, 1).float() / 255
+    with torch.no_grad():
+        whole = model.net.eval()(water_net_inputs(image)[None])[0][0].clamp(0, 1)
+    expected = (whole.permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(restored.astype(float) - expected).max() <= 1  # tiles of the whole image's inputs agree

@@ -39,12 +39,13 @@ def _fit(image: Tensor, max_side: int | None) -> Tensor:
 
 def as_rgb(image: Tensor) -> Tensor:
     """A C x H x W image in [0, 1] to look at as RGB: gray repeated, packed RAW (4 planes R, G1, B, G2) shown
-    as R, the greens' mean and B under a 1/2.2 gamma (linear sensor values look black otherwise)."""
+    as R, the greens' mean and B under a 1/2.2 gamma (linear sensor values look black otherwise), the first three
+    channels of a wider input."""
     if image.shape[0] == 1:
         return image.expand(3, -1, -1)
     if image.shape[0] == 4:
         return torch.stack([image[0], (image[1] + image[3]) / 2, image[2]]).clamp(0.0, 1.0) ** (1 / 2.2)
-    return image
+    return image[:3]  # an input with derived channels after the image (Water-Net's 12): the image
 
 
 #: height of each text band (Pillow's default bitmap font is about 11 pixels high)

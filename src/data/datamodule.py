@@ -7,10 +7,11 @@ training and by benchmark for evaluation, so the module itself never names a con
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
+from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from src.data.loader import ResumableLoader
@@ -45,6 +46,22 @@ class _KeyedConcat(ConcatDataset):
             if index < end:
                 return dataset[(epoch, index - (end - len(dataset)))]
         raise IndexError(f"index {index} out of range for a mix of {len(self)} samples")
+
+
+class WithDerivedInputs(Dataset):
+    """A dataset whose samples' ``lq`` goes through ``derive`` (a network's fixed input function: Water-Net's
+    derived inputs), keys passed on as they come (``(epoch, index)`` in training)."""
+
+    def __init__(self, dataset: Dataset, derive: Callable[[Tensor], Tensor]) -> None:
+        self.dataset, self.derive = dataset, derive
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        sample = dict(self.dataset[key])
+        sample["lq"] = self.derive(sample["lq"])
+        return sample
 
 
 class RestorationDataModule(L.LightningDataModule):
@@ -102,6 +119,12 @@ class RestorationDataModule(L.LightningDataModule):
         #: benchmark -> group (seen, unseen family, ...) for settings that test beyond their training; the
         #: table averages each group apart
         self.benchmark_groups: dict[str, str] = {}
+        #: the network's fixed input function (``Backbone.derived_inputs``), applied to every sample's ``lq`` by
+        #: the loaders; set by the run assembly
+        self.input_transform: Callable[[Tensor], Tensor] | None = None
+
+    def _derived(self, dataset: Dataset) -> Dataset:
+        return dataset if self.input_transform is None else WithDerivedInputs(dataset, self.input_transform)
 
     @property
     def pin_memory(self) -> bool:
@@ -163,7 +186,7 @@ class RestorationDataModule(L.LightningDataModule):
             )
         log.info(self.describe_mix())
         return ResumableLoader(
-            _KeyedConcat(list(self.train_sets.values())),
+            self._derived(_KeyedConcat(list(self.train_sets.values()))),
             batch_size=self.batch_size,
             sampler=self.make_sampler(),
             num_workers=self.num_workers,
@@ -176,7 +199,7 @@ class RestorationDataModule(L.LightningDataModule):
     def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
         return [
             DataLoader(
-                ds,
+                self._derived(ds),
                 batch_size=self.eval_batch_size,
                 shuffle=False,
                 num_workers=self.num_workers,

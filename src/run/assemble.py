@@ -219,6 +219,7 @@ def for_training(cfg: DictConfig) -> Assembled:
     log.info("building model <%s>", cfg.model.get("_target_"))
     model = build_model(cfg)
     check_scales(datamodule, model)
+    give_derived_inputs(datamodule, model)
     model.run_config = run_config(cfg)
     continue_logger_runs(cfg)
     if cfg.get("ckpt_path") and cfg.get("logger", {}).get("wandb", {}).get("id"):
@@ -226,6 +227,14 @@ def for_training(cfg: DictConfig) -> Assembled:
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers)
     return Assembled(cfg, datamodule, model, trainer, loggers)
+
+
+def give_derived_inputs(datamodule: Any, model: Any) -> None:
+    """A network that reads derived versions of its input (``Backbone.derived_inputs``: Water-Net) gets them
+    from the loaders, made from whole images."""
+    derive = getattr(getattr(model, "net", None), "derived_inputs", None)
+    if derive is not None and hasattr(datamodule, "input_transform"):
+        datamodule.input_transform = derive
 
 
 def check_scales(datamodule: Any, model: Any) -> None:
@@ -307,6 +316,7 @@ def for_evaluation(cfg: DictConfig, overridden: Iterable[str] = ()) -> Assembled
     datamodule = build(cfg.data, "data")
     model = _weighted_model(cfg, state)
     check_scales(datamodule, model)
+    give_derived_inputs(datamodule, model)
     loggers = build_loggers(cfg.get("logger"))
     trainer = build_trainer(cfg, build_callbacks(cfg.get("callbacks")), loggers, training=False)
     return Assembled(cfg, datamodule, model, trainer, loggers)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -30,29 +31,38 @@ class VGGWeightsError(ConfigError):
     """The VGG16 weights the perceptual term needs are not available locally; the message says what to fetch."""
 
 
-def vgg_features(path: str | Path | None = None) -> nn.Sequential:
-    """torchvision's ``vgg16().features[:16]`` with ImageNet weights from ``path`` (default: torchvision's cache),
-    frozen and in eval mode; raises :class:`VGGWeightsError` when the file is absent or does not fit."""
+def torchvision_weights(arch: str) -> tuple[Path, str]:
+    """Where torchvision caches ``arch``'s ImageNet weights (``torch.hub.get_dir()/checkpoints``), and their URL."""
     import torchvision
 
-    path = Path(path) if path is not None else weights_file("vgg")
+    url = torchvision.models.get_model_weights(arch).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name, url
+
+
+def vgg_features(path: str | Path | None = None, arch: str = "vgg16", last: int = FEATURE_LAYERS[-1]) -> nn.Sequential:
+    """torchvision's ``<arch>().features[:last + 1]`` with ImageNet weights from ``path`` (default: torchvision's
+    cache), frozen and in eval mode; raises :class:`VGGWeightsError` when the file is absent or does not fit."""
+    import torchvision
+
+    default, url = torchvision_weights(arch) if arch != "vgg16" else (weights_file("vgg"), weights_url("vgg"))
+    path = Path(path) if path is not None else default
     if not path.is_file():
         raise VGGWeightsError(
-            f"model.loss.perceptual needs torchvision's ImageNet VGG16 weights, not found at {path}. Nothing is "
-            f"downloaded silently: fetch {weights_url('vgg')} to that path (or give model.loss.vgg_weights=...), "
+            f"model.loss.perceptual needs torchvision's ImageNet {arch.upper()} weights, not found at {path}. Nothing "
+            f"is downloaded silently: fetch {url} to that path (or give model.loss.vgg_weights=...), "
             "or train without the term: model.loss.perceptual=0"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure means an unusable file
         raise VGGWeightsError(f"model.loss.vgg_weights={path} is not a readable weights file ({err})") from err
-    features = torchvision.models.vgg16(weights=None).features[: FEATURE_LAYERS[-1] + 1]
+    features = getattr(torchvision.models, arch)(weights=None).features[: last + 1]
     wanted = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     own = features.state_dict()
     try:
         features.load_state_dict({k: wanted[k] for k in own}, strict=True)
     except (KeyError, RuntimeError) as err:
-        raise VGGWeightsError(f"model.loss.vgg_weights={path} does not fit torchvision's vgg16: {err}") from err
+        raise VGGWeightsError(f"model.loss.vgg_weights={path} does not fit torchvision's {arch}: {err}") from err
     return features.eval().requires_grad_(False)
 
 
@@ -99,4 +109,50 @@ class TransWeatherLoss(Objective):
             if next(vgg.parameters()).device != pred.device:
                 vgg.to(pred.device)
             terms["perceptual"] = self.weights["perceptual"] * feature_loss(vgg, pred, gt)
+        return sum(terms.values()), terms
+
+
+#: index of relu5_4 in torchvision's ``vgg19().features``: Water-Net's perceptual layer
+VGG19_RELU5_4 = 35
+#: torchvision's ImageNet normalisation, which its VGG19 weights expect
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WaterNetLoss(Objective):
+    """Water-Net's objective (official ``model_train.py``): ``l1`` x L1 + ``perceptual`` x the MSE of the VGG19
+    relu5_4 features of prediction and target (weights 1 and 0.05).
+
+    The official code feeds MatConvNet's VGG19 the 0-255 image minus the ImageNet mean; torchvision's VGG19
+    (the weights a PyTorch user has) expects ImageNet-normalised [0, 1] input, so it gets that. Read from local
+    weights only, at the first training step; kept out of the module tree (never in a checkpoint)."""
+
+    def __init__(self, l1: float = 1.0, perceptual: float = 0.05, vgg_weights: str | None = None) -> None:
+        super().__init__()
+        self.weights = self.term_weights(l1=l1, perceptual=perceptual)
+        self.vgg_weights = vgg_weights
+        self.__dict__["vgg"] = None
+
+    def feature_network(self) -> nn.Sequential | None:
+        if self.weights["perceptual"] and self.vgg is None:
+            self.__dict__["vgg"] = vgg_features(self.vgg_weights, arch="vgg19", last=VGG19_RELU5_4)
+        return self.vgg
+
+    def objective(
+        self, pred: Tensor, batch: Mapping[str, Any], outputs: Mapping[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if batch.get("gt") is None:
+            raise ValueError("WaterNetLoss compares with the ground truth, but the batch has no `gt`")
+        gt = batch["gt"]
+        terms: dict[str, Tensor] = {}
+        if self.weights["l1"]:
+            terms["l1"] = self.weights["l1"] * nn.functional.l1_loss(pred, gt)
+        vgg = self.feature_network()
+        if vgg is not None:
+            if next(vgg.parameters()).device != pred.device:
+                vgg.to(pred.device)
+            mean = pred.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = pred.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            terms["perceptual"] = self.weights["perceptual"] * nn.functional.mse_loss(
+                vgg((pred - mean) / std), vgg((gt - mean) / std))
         return sum(terms.values()), terms

@@ -429,8 +429,9 @@ class RestorationModule(L.LightningModule):
             return
         pred = self._restored(batch)
         restored = self.protocol.per_image(pred, gt.float())
-        # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row
-        shown = resize_batch(lq.float(), gt.shape[-2:])
+        # a smaller input (super-resolution) is scored at the target's size, bicubic-up-sampled: the papers' row;
+        # of an input with derived channels beside the image (Water-Net's) only the image
+        shown = resize_batch(self.input_image(lq).float(), gt.shape[-2:])
         degraded = self.protocol.per_image(shown, gt.float())
         self._update_meters(stage, benchmark, restored, degraded)
         if stage == "test":
@@ -450,10 +451,18 @@ class RestorationModule(L.LightningModule):
                               f"installed)")
         pred = self._restored(batch)
         restored = self.protocol.per_image_no_reference(pred)
-        degraded = self.protocol.per_image_no_reference(batch["lq"].float())
+        image = self.input_image(batch["lq"])
+        degraded = self.protocol.per_image_no_reference(image.float())
         self._update_meters(stage, benchmark, restored, degraded)
         if stage == "test":
-            self.test_images.add(benchmark, batch["name"], restored, degraded, batch["lq"], pred, None)
+            self.test_images.add(benchmark, batch["name"], restored, degraded, image, pred, None)
+
+    def input_image(self, lq: Tensor) -> Tensor:
+        """The degraded image of a batch's input: the input itself, or its first channels where the network
+        reads derived versions beside it (``Backbone.derived_inputs``: Water-Net's 12 channels hold the image first)."""
+        if getattr(self.net, "derived_inputs", None) is None:
+            return lq
+        return lq[:, : self.net.out_channels]
 
     def _update_meters(self, stage: str, benchmark: str, restored: Mapping[str, Tensor],
                        degraded: Mapping[str, Tensor]) -> None:

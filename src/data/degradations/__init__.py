@@ -16,6 +16,7 @@ from .lowlight import LowLight  # noqa: E402
 from .noise import GaussianNoise, SpatiallyVariantNoise  # noqa: E402
 from .rain import SyntheticRain  # noqa: E402
 from .sequence import Sequence  # noqa: E402
+from .underwater import UnderwaterScattering  # noqa: E402
 
 __all__ = [
     "AtmosphericHaze",
@@ -28,6 +29,7 @@ __all__ = [
     "LowLight",
     "MotionBlur",
     "SaltAndPepper",
+    "UnderwaterScattering",
     "Sequence",
     "SpatiallyVariantNoise",
     "SyntheticRain",

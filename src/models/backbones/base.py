@@ -9,7 +9,7 @@ backbone has instead of guessing with ``getattr``; the registry-driven contract 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch.nn.functional as F
@@ -66,6 +66,10 @@ class Backbone(nn.Module, ABC):
       such as EDSR: 2, 3, 4); 1 for every restorer that keeps the size.
     * ``condition_dim``: the width of a per-image condition the network is called with
       (``forward(lq, head, condition=B x condition_dim)``: InstructIR's instruction embedding); 0 for none.
+    * ``derived_inputs``: a fixed (not learned) function from a whole 3 x H x W image in [0, 1] to the network's
+      ``in_channels`` input, the image first (Water-Net's white-balanced, contrast-enhanced and gamma-corrected
+      versions beside it); the data pipeline and ``src.restore`` apply it before the network (and before
+      tiling); ``None`` for every network that reads the image itself.
 
     ``forward(lq, head=None)`` returns ``(image, aux_losses)``: the restored image, ``scale`` times the size
     of ``lq``, and a
@@ -80,6 +84,7 @@ class Backbone(nn.Module, ABC):
     feature_info: Sequence[FeatureInfo] = ()
     scale: int = 1
     condition_dim: int = 0
+    derived_inputs: Callable[[Tensor], Tensor] | None = None
 
     @abstractmethod
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
