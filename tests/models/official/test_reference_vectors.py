@@ -26,6 +26,7 @@ OWN_CALL = {
     "transweather": "test_transweather_official.py (weights rebuilt by materialise.py)",
     "zero_dce": "test_zero_dce_official.py (its folder predates tiny_kwargs: the paper network itself)",
     "led_unet": "test_led_official.py (RepNR's training form per camera and its deploy form)",
+    "daclip_irsde": "test_daclip_official.py (the noise network's call net(xt, lq, t, contexts) and the SDE)",
 }
 #: further inputs of the official call, read from each vector's input file after the image (README: "extra inputs")
 EXTRA_INPUTS = {"instructir": ("text_embedding",)}
