@@ -237,7 +237,8 @@ class ConditionalUNet(nn.Module):
                 ResBlock(dim_out + dim_in, dim_out, time_dim), ResBlock(dim_out + dim_in, dim_out, time_dim),
                 Residual(PreNorm(dim_out, attention(dim_out, level))),
                 nn.Conv2d(dim_out, dim_in, 3, padding=1, bias=False) if level == 0
-                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim_out, dim_in, 3, padding=1)),
+                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                   nn.Conv2d(dim_out, dim_in, 3, padding=1)),
             ]))
         middle = dims[-1]
         self.mid_block1 = ResBlock(middle, middle, time_dim)
