@@ -13,15 +13,19 @@ release's matching loss (:mod:`src.strategies.irsde`, the default strategy of ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.models.backbones.base import Backbone, Head
+from src.models.layers.clip_vision import VIT_B_32, ControlledVision, clip_preprocess, from_daclip_state
 from src.models.layers.conditional_unet import ConditionalUNet
 from src.models.layers.irsde import IRSDE
+from src.models.official import load_strict
 
 #: DA-CLIP's embedding width (ViT-B/32's)
 EMBED_DIM = 512
@@ -56,6 +60,41 @@ class StandInContexts(ContextEncoder):
         return pooled @ self.content, pooled @ self.degradation
 
 
+class DaclipContexts(ContextEncoder):
+    """DA-CLIP's controlled CLIP (:class:`~src.models.layers.clip_vision.ControlledVision`) on CLIP's preprocessing
+    of the image: the content and degradation embeddings the release's restorer reads; frozen."""
+
+    def __init__(self, vision: ControlledVision) -> None:
+        super().__init__()
+        self.vision = vision.eval().requires_grad_(False)
+        self.dim = vision.visual.proj.shape[1]
+
+    @torch.no_grad()
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vision(clip_preprocess(image, self.vision.visual.image_size))
+
+
+def read_daclip(path: str | Path, vision: Mapping[str, Any] | None = None) -> ControlledVision:
+    """DA-CLIP's image side from its released checkpoint (``daclip_ViT-B-32.pt``: a state dict, or one under
+    ``state_dict``; read without unpickling code) or a safetensors file, loaded strictly."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"model.backbone.clip_weights={file} does not exist: DA-CLIP's weights are its release's "
+            "daclip_ViT-B-32.pt (Hugging Face weblzw/daclip-uir-ViT-B-32-irsde); download it where you have internet "
+            "and point model.backbone.clip_weights at it (nothing is downloaded here)")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+    model = ControlledVision(**(dict(vision) if vision else VIT_B_32))
+    load_strict(model, from_daclip_state(state), source=f"model.backbone.clip_weights={file}")
+    return model
+
+
 def tile_windows(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of ``tile`` covering ``size`` with at least ``overlap`` shared pixels."""
     if tile >= size:
@@ -72,15 +111,27 @@ class DaclipIRSDE(Backbone):
                  context_dim: int = EMBED_DIM, use_degradation: bool = True, use_image: bool = True,
                  max_sigma: float = 50.0, steps: int = 100, schedule: str = "cosine", eps: float = 0.005,
                  sample_steps: int | None = None, seed: int = 0, tile: int | None = None, tile_overlap: int = 32,
-                 encoder: ContextEncoder | None = None) -> None:
+                 encoder: str | ContextEncoder = "stand_in", clip_weights: str | None = None,
+                 clip_vision: Mapping[str, Any] | None = None) -> None:
+        """``encoder``: ``daclip`` (DA-CLIP's controlled CLIP from ``clip_weights``, its ViT-B/32 or the
+        ``clip_vision`` sizes) or ``stand_in`` (seeded, no weights); or a :class:`ContextEncoder`."""
         super().__init__()
         self.unet = ConditionalUNet(in_channels, in_channels, width, multipliers, context_dim, use_degradation,
                                     use_image)
         self.sde = IRSDE(max_sigma, steps, schedule, eps)
         self.sampler = self.sde if not sample_steps or sample_steps == steps else \
             IRSDE(max_sigma, steps, schedule, eps, sample_steps)
-        # frozen and rebuilt from its own settings: kept out of the state dict and of the optimiser
-        self.__dict__["encoder"] = encoder if encoder is not None else StandInContexts(context_dim, seed, in_channels)
+        if encoder == "daclip":
+            if not clip_weights:
+                raise ValueError("model.backbone.encoder=daclip reads DA-CLIP's weights: set "
+                                 "model.backbone.clip_weights=<daclip_ViT-B-32.pt> (or encoder=stand_in)")
+            encoder = DaclipContexts(read_daclip(clip_weights, clip_vision))
+        elif encoder == "stand_in":
+            encoder = StandInContexts(context_dim, seed, in_channels)
+        elif not isinstance(encoder, ContextEncoder):
+            raise ValueError(f"model.backbone.encoder={encoder!r}: expected daclip or stand_in")
+        # frozen and read from its own file: kept out of the state dict and of the optimiser
+        self.__dict__["encoder"] = encoder
         self.seed, self.tile, self.tile_overlap = int(seed), tile, int(tile_overlap)
         if tile is not None and tile <= tile_overlap:
             raise ValueError(f"model.backbone.tile={tile} must be larger than tile_overlap={tile_overlap}")

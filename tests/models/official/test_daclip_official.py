@@ -43,3 +43,40 @@ def test_the_schedule_and_one_posterior_step(ref) -> None:
     assert torch.allclose(sde.optimum_step(xt, x0, mu, 50), step["posterior_mean"], atol=1e-5)
     assert torch.allclose(sde.optimum_std(50), step["posterior_std"], atol=1e-7)
     assert torch.allclose(sde.score(eps, 50), step["score"], atol=1e-5)
+
+
+def test_the_controlled_clip_gives_the_content_and_degradation_embeddings(reference, tmp_path) -> None:
+    """DA-CLIP's vision tower with its controller (main and perturbed vectors, exact), read from a checkpoint
+    laid out as the release's (duplicate visual alias, text-tower keys left out) into the restorer's encoder."""
+    from safetensors.torch import save_file
+
+    from src.models.backbones.daclip_irsde import DaclipIRSDE
+    from src.models.layers.clip_vision import ControlledVision, clip_preprocess, from_daclip_state
+
+    ref = reference("daclip_controller")
+    vision_sizes = ref.meta["tiny_kwargs"]["vision"]
+    vision = ControlledVision(**vision_sizes).eval()
+    weights = ref.tensors("weights")
+    x = ref.tensor("input", "input")
+    for overrides, output in ((None, "output"), ("perturbed_overrides", "perturbed_output")):
+        state = {**weights, **(ref.tensors(overrides) if overrides else {})}
+        load_strict(vision, from_daclip_state(state))
+        with torch.no_grad():
+            content, degradation = vision(x)
+        expected = ref.tensors(output)
+        assert (content - expected["output"]).abs().max() < 1e-5, output
+        assert (degradation - expected["degra_features"]).abs().max() < 1e-5, output
+    # the official count holds clip.logit_scale and logit_scale, two copies of one scalar; ours keeps one
+    assert sum(p.numel() for p in vision.parameters()) == ref.meta["tiny_param_count"] - 1
+    path = tmp_path / "daclip.safetensors"
+    save_file({**weights, "clip.token_embedding.weight": torch.zeros(4, 8)}, str(path))
+    net = DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(path),
+                      clip_vision=vision_sizes)
+    load_strict(vision, from_daclip_state(weights))
+    image = torch.rand(1, 3, 80, 96)
+    with torch.no_grad():
+        expected = vision(clip_preprocess(image, 64))
+    for got, want in zip(net.contexts(image), expected):
+        assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="daclip_ViT-B-32.pt"):
+        DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(tmp_path / "no.pt"))
