@@ -60,7 +60,8 @@ def family_samples(datamodule: Any, per_family: int, seed: int) -> dict[str, lis
 @torch.inference_mode()
 def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str, Tensor]],
             device: torch.device) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Per position, an ``N x C`` array of the images' features (in order), and the N family labels."""
+    """Per position (and per embedding the network makes of its input: DA-CLIP's), an ``N x C`` array of the
+    images' features (in order), and the N family labels."""
     tap = Tap(head)
     labels = []
     embeddings = head.degradation_embeddings() if head is not None else {}
@@ -74,7 +75,11 @@ def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str,
     handles = [module.register_forward_hook(keep(name)) for name, module in embeddings.items()]
     try:
         for family, image in images:
-            net(image.unsqueeze(0).to(device), head=tap)
+            x = image.unsqueeze(0).to(device)
+            if net.feature_info:  # a network with head positions runs; one with its own embeddings need not
+                net(x, head=tap)
+            for name, value in net.degradation_embeddings(x).items():
+                tap.recorded[f"net:{name}"].append(value.detach().float().cpu())
             labels.append(family)
     finally:
         for handle in handles:

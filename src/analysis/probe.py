@@ -43,10 +43,6 @@ def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
     cfg, model, weights = analysed_model(cfg, overridden)
     show_config(cfg, out)
     net, head = model.net, model.head
-    if not net.feature_info:
-        raise ConfigError(
-            f"{type(net).__name__} publishes no feature positions (feature_info is empty): nothing to probe"
-        )
     device = analysis_device(str(options.device))
     net.eval().to(device)
     if head is not None:
@@ -56,6 +52,9 @@ def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
     counts = {family: len(images) for family, images in samples.items()}
     log.info("probe: %s images (%s) through %s (%s)", sum(counts.values()), counts, type(net).__name__, weights)
     features, labels = collect(net, head, ((f, im) for f, images in samples.items() for im in images), device)
+    if not features:
+        raise ConfigError(f"{type(net).__name__} publishes no feature positions (feature_info is empty) and makes no "
+                          "embedding of its input: nothing to probe")
     levels: dict[str, Any] = {}
     for name, values in features.items():
         result = probe(values, labels, int(options.k), float(options.holdout), int(options.seeds))
@@ -73,9 +72,38 @@ def run_probe(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
         "protocol": {"k": int(options.k), "holdout": float(options.holdout), "seeds": int(options.seeds)},
         "levels": levels,
     }
+    named = zero_shot_record(net, samples, device) if bool(options.get("zero_shot", True)) else None
+    if named is not None:
+        record["zero_shot"] = named
     write_text_atomic(out / JSON_NAME, json.dumps(record, indent=2) + "\n")
     print_table(record)
     return record
+
+
+def zero_shot_record(net: Any, samples: dict[str, list[Any]], device: Any) -> dict[str, Any] | None:
+    """A network that names degradations (DA-CLIP: ``classify``) scored on the families it has a name for:
+    accuracy of the best-matching name per family and overall; ``None`` for every other network."""
+    import torch
+
+    from src.models.layers.clip_text import FAMILY_NAMES
+
+    classify = getattr(net, "classify", None)
+    if classify is None or not hasattr(getattr(net, "encoder", None), "names"):
+        return None
+    per_family: dict[str, float] = {}
+    right = total = 0
+    for family, images in samples.items():
+        if family not in FAMILY_NAMES:
+            continue
+        with torch.no_grad():
+            names, scores = classify(torch.stack(images).to(device))
+        hits = [names[int(i)] == FAMILY_NAMES[family] for i in scores.argmax(dim=1)]
+        per_family[family] = sum(hits) / len(hits)
+        right, total = right + sum(hits), total + len(hits)
+    if not total:
+        return None
+    return {"accuracy": right / total, "per_family": per_family,
+            "names": {f: FAMILY_NAMES[f] for f in per_family}}
 
 
 def print_table(record: dict[str, Any], console: Console | None = None) -> None:
@@ -89,6 +117,10 @@ def print_table(record: dict[str, Any], console: Console | None = None) -> None:
                       f"{linear['mean']:.1%} +- {linear['std']:.1%}")
     (console or Console()).print(table)
     (console or Console()).print(f"chance: {chance:.1%} ({len(record['images_per_family'])} families)")
+    if "zero_shot" in record:
+        named = record["zero_shot"]
+        parts = ", ".join(f"{f} ({named['names'][f]}) {a:.0%}" for f, a in named["per_family"].items())
+        (console or Console()).print(f"named by DA-CLIP's degradation embedding: {named['accuracy']:.1%} ({parts})")
 
 
 register_resolvers()

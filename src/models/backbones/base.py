@@ -90,6 +90,11 @@ class Backbone(nn.Module, ABC):
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The restored image of ``lq`` (B x in_channels x H x W) and the auxiliary losses."""
 
+    def degradation_embeddings(self, lq: Tensor) -> dict[str, Tensor]:
+        """Per-image embeddings (B x D) the network makes of its input without restoring it (DA-CLIP's content
+        and degradation embeddings), by name; ``python -m src.analysis.probe`` probes them. Default: none."""
+        return {}
+
     def forward_train(
         self, lq: Tensor, head: Head | None = None
     ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:

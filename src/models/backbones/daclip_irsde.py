@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.models.backbones.base import Backbone, Head
+from src.models.layers.clip_text import DACLIP_DEGRADATIONS, name_embeddings, zero_shot
 from src.models.layers.clip_vision import VIT_B_32, ControlledVision, clip_preprocess, from_daclip_state
 from src.models.layers.conditional_unet import ConditionalUNet
 from src.models.layers.irsde import IRSDE
@@ -62,21 +63,33 @@ class StandInContexts(ContextEncoder):
 
 class DaclipContexts(ContextEncoder):
     """DA-CLIP's controlled CLIP (:class:`~src.models.layers.clip_vision.ControlledVision`) on CLIP's preprocessing
-    of the image: the content and degradation embeddings the release's restorer reads; frozen."""
+    of the image: the content and degradation embeddings the release's restorer reads; frozen. ``names`` (the
+    text embeddings of DA-CLIP's degradation names, read on first use from ``weights``) classify degradations."""
 
-    def __init__(self, vision: ControlledVision) -> None:
+    def __init__(self, vision: ControlledVision, weights: str | Path | None = None,
+                 text: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.vision = vision.eval().requires_grad_(False)
         self.dim = vision.visual.proj.shape[1]
+        self.weights, self.text = weights, text
+        self._names: Tensor | None = None
+
+    def names(self) -> Tensor:
+        """The normalised text embeddings of :data:`~src.models.layers.clip_text.DACLIP_DEGRADATIONS`."""
+        if self._names is None:
+            if self.weights is None:
+                raise ValueError("DA-CLIP's degradation names need its checkpoint's text tower: no weights file given")
+            self._names = name_embeddings(read_state(self.weights), DACLIP_DEGRADATIONS, self.text)
+        return self._names
 
     @torch.no_grad()
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         return self.vision(clip_preprocess(image, self.vision.visual.image_size))
 
 
-def read_daclip(path: str | Path, vision: Mapping[str, Any] | None = None) -> ControlledVision:
-    """DA-CLIP's image side from its released checkpoint (``daclip_ViT-B-32.pt``: a state dict, or one under
-    ``state_dict``; read without unpickling code) or a safetensors file, loaded strictly."""
+def read_state(path: str | Path) -> Mapping[str, Tensor]:
+    """The tensors of DA-CLIP's released checkpoint (``daclip_ViT-B-32.pt``: a state dict, or one under
+    ``state_dict``; read without unpickling code) or of a safetensors file."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(
@@ -90,8 +103,13 @@ def read_daclip(path: str | Path, vision: Mapping[str, Any] | None = None) -> Co
     else:
         state = torch.load(file, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
+    return state
+
+
+def read_daclip(path: str | Path, vision: Mapping[str, Any] | None = None) -> ControlledVision:
+    """DA-CLIP's image side (:func:`read_state`), loaded strictly."""
     model = ControlledVision(**(dict(vision) if vision else VIT_B_32))
-    load_strict(model, from_daclip_state(state), source=f"model.backbone.clip_weights={file}")
+    load_strict(model, from_daclip_state(read_state(path)), source=f"model.backbone.clip_weights={path}")
     return model
 
 
@@ -112,7 +130,7 @@ class DaclipIRSDE(Backbone):
                  max_sigma: float = 50.0, steps: int = 100, schedule: str = "cosine", eps: float = 0.005,
                  sample_steps: int | None = None, seed: int = 0, tile: int | None = None, tile_overlap: int = 32,
                  encoder: str | ContextEncoder = "stand_in", clip_weights: str | None = None,
-                 clip_vision: Mapping[str, Any] | None = None) -> None:
+                 clip_vision: Mapping[str, Any] | None = None, clip_text: Mapping[str, Any] | None = None) -> None:
         """``encoder``: ``daclip`` (DA-CLIP's controlled CLIP from ``clip_weights``, its ViT-B/32 or the
         ``clip_vision`` sizes) or ``stand_in`` (seeded, no weights); or a :class:`ContextEncoder`."""
         super().__init__()
@@ -125,7 +143,7 @@ class DaclipIRSDE(Backbone):
             if not clip_weights:
                 raise ValueError("model.backbone.encoder=daclip reads DA-CLIP's weights: set "
                                  "model.backbone.clip_weights=<daclip_ViT-B-32.pt> (or encoder=stand_in)")
-            encoder = DaclipContexts(read_daclip(clip_weights, clip_vision))
+            encoder = DaclipContexts(read_daclip(clip_weights, clip_vision), clip_weights, clip_text)
         elif encoder == "stand_in":
             encoder = StandInContexts(context_dim, seed, in_channels)
         elif not isinstance(encoder, ContextEncoder):
@@ -144,6 +162,19 @@ class DaclipIRSDE(Backbone):
         with torch.no_grad():
             content, degradation = encoder(lq)
         return content.to(lq.dtype), degradation.to(lq.dtype)
+
+    def degradation_embeddings(self, lq: Tensor) -> dict[str, Tensor]:
+        content, degradation = self.contexts(lq)
+        return {"daclip:content": content, "daclip:degradation": degradation}
+
+    def classify(self, lq: Tensor) -> tuple[tuple[str, ...], Tensor]:
+        """DA-CLIP as a degradation classifier: its names and, per image, the cosine similarity of its degradation
+        embedding with each name's (B x 10); needs ``encoder=daclip``."""
+        if not isinstance(self.encoder, DaclipContexts):
+            raise ValueError("classifying degradations by name needs DA-CLIP itself: model.backbone.encoder=daclip "
+                             "with model.backbone.clip_weights")
+        _, degradation = self.contexts(lq)
+        return DACLIP_DEGRADATIONS, zero_shot(degradation, self.encoder.names().to(lq.device))
 
     def predict_noise(self, xt: Tensor, lq: Tensor, time: Tensor | float, contexts: tuple[Tensor, Tensor]) -> Tensor:
         """The U-Net's noise of ``xt``, over overlapping tiles (blended by averaging) when ``tile`` is set."""

@@ -85,3 +85,38 @@ def test_training_matches_one_reverse_step_with_draws_keyed_by_the_step() -> Non
     assert set(terms) == {"irsde/matching_l1"}
     first.backward()
     assert net.unet.prompt.grad is not None and net.unet.final_conv.weight.grad.abs().sum() > 0
+
+
+def test_daclip_names_degradations_by_its_text_tower(tmp_path, reference) -> None:
+    """The degradation embedding against the text embeddings of DA-CLIP's ten names (open_clip's tokenizer and
+    text transformer, filled from the checkpoint's clip.* text keys); the probe scores it per family."""
+    pytest.importorskip("open_clip")
+    from open_clip.tokenizer import SimpleTokenizer
+    from open_clip.transformer import TextTransformer
+    from safetensors.torch import save_file
+
+    from src.analysis.probe import zero_shot_record
+    from src.models.layers.clip_text import DACLIP_DEGRADATIONS
+
+    ref = reference("daclip_controller")
+    text = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
+    torch.manual_seed(0)
+    tower = TextTransformer(**{"vocab_size": 49408, **text}).eval()
+    path = tmp_path / "daclip.safetensors"
+    save_file({**ref.tensors("weights"), **{f"clip.{k}": v.contiguous() for k, v in tower.state_dict().items()}},
+              str(path))
+    net = DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(path),
+                      clip_vision=ref.meta["tiny_kwargs"]["vision"], clip_text=text)
+    images = torch.rand(3, 3, 64, 64)
+    names, scores = net.classify(images)
+    with torch.no_grad():
+        tokens = SimpleTokenizer(context_length=16)(list(DACLIP_DEGRADATIONS))
+        words = torch.nn.functional.normalize(tower(tokens), dim=-1)
+        _, degradation = net.contexts(images)
+    assert names == DACLIP_DEGRADATIONS and scores.shape == (3, 10)
+    assert torch.allclose(scores, torch.nn.functional.normalize(degradation, dim=-1) @ words.T, atol=1e-5)
+    record = zero_shot_record(net, {"haze": list(images), "unknown": list(images)}, torch.device("cpu"))
+    assert set(record["per_family"]) == {"haze"} and record["names"] == {"haze": "hazy"}
+    assert record["accuracy"] == float((scores.argmax(1) == DACLIP_DEGRADATIONS.index("hazy")).float().mean())
+    with pytest.raises(ValueError, match="encoder=daclip"):
+        tiny().classify(images)
