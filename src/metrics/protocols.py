@@ -209,6 +209,8 @@ class RawProtocol(MetricProtocol):
 
     crop_border: int = 2
     illumination_correct: bool = True
+    #: added to the MSE (LED's, BasicSR's ``calculate_psnr_pt``): identical frames score 10 log10(1 / eps), 80 dB
+    psnr_epsilon: float = 1e-8
 
     def __post_init__(self) -> None:
         rgb_only = [name for name, on in (("lpips", self.lpips is not None), ("niqe", self.niqe),
@@ -244,6 +246,6 @@ class RawProtocol(MetricProtocol):
             x, y = x[..., cb:-cb, cb:-cb], y[..., cb:-cb, cb:-cb]
         mse = (x - y).square().mean(dim=(1, 2, 3))
         return {
-            "psnr": 10.0 * torch.log10(1.0 / (mse + 1e-8)),
+            "psnr": 10.0 * torch.log10(1.0 / (mse + self.psnr_epsilon)),
             "ssim": ssim(x, y, gaussian_window(1.5), data_range=1.0, sample_covariance=False),
         }

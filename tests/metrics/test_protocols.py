@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -200,8 +201,13 @@ def test_y_channel_gray_and_real_pair() -> None:
 @pytest.mark.parametrize("name", configs("metrics"))
 def test_identical_images_give_inf_psnr_and_unit_ssim(name: str) -> None:
     x = torch.rand(2, 3, 24, 29, generator=torch.Generator().manual_seed(0))
-    out = metric_protocol(name).per_image(x, x.clone())
-    assert torch.isinf(out["psnr"]).all() and (out["psnr"] > 0).all()
+    protocol = metric_protocol(name)
+    out = protocol.per_image(x, x.clone())
+    if getattr(protocol, "psnr_epsilon", 0):  # LED's RAW protocol adds an epsilon to the MSE: a finite top score
+        top = -10 * math.log10(protocol.psnr_epsilon)
+        assert torch.allclose(out["psnr"], torch.full((2,), top, dtype=torch.float64))
+    else:
+        assert torch.isinf(out["psnr"]).all() and (out["psnr"] > 0).all()
     torch.testing.assert_close(out["ssim"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
@@ -217,7 +223,9 @@ def test_batch_equals_separate_calls(name: str) -> None:
         single = protocol.per_image(pred[i : i + 1], target[i : i + 1])
         for key in ("psnr", "ssim"):
             torch.testing.assert_close(batch[key][i : i + 1], single[key], rtol=0, atol=1e-12)
-    assert torch.isfinite(batch["psnr"][0]) and torch.isinf(batch["psnr"][1])
+    top = -10 * math.log10(getattr(protocol, "psnr_epsilon", 1))  # LED's RAW protocol: a finite top score
+    perfect = torch.isinf(batch["psnr"][1]) or batch["psnr"][1] == top
+    assert torch.isfinite(batch["psnr"][0]) and perfect and batch["psnr"][0] < batch["psnr"][1]
 
 
 def test_shape_mismatch_names_both_shapes() -> None:
