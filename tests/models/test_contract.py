@@ -23,8 +23,12 @@ from src.training.losses import Objective
 from tests.conftest import SHARED_DIR, compose
 from tests.helpers import RecordingHead, configs
 
+#: paper-size models that restore by sampling (DA-CLIP's IR-SDE: 100 passes of a 49M-parameter U-Net, 20 s a
+#: test on CPU): checked in the slow suite; their tiny configs (a few steps) run here
+SAMPLING_PAPER_SIZES = {"daclip_irsde"}
 #: ``conf/model/default.yaml`` holds the keys every model shares; it is not a model
-MODELS = [name for name in configs("model") if name != "default"]
+MODEL_NAMES = [name for name in configs("model") if name != "default"]
+MODELS = [pytest.param(name, marks=pytest.mark.slow) if name in SAMPLING_PAPER_SIZES else name for name in MODEL_NAMES]
 BACKBONES = configs("model/backbone")
 HEADS = [name for name in configs("model/head") if name != "none"]
 #: bf16 autocast against fp32 at initialisation (measured: at most 0.014 max, 0.003 mean, SwinIR the largest)
@@ -245,5 +249,5 @@ def test_discovery_follows_the_files(tmp_path):
     (tmp_path / "model" / "my_restormer.yaml").write_text("")
     assert [n for n in configs("model", tmp_path) if n != "default"] == ["my_restormer", "restormer",
                                                                            "restormer_tiny"]
-    assert set(MODELS) == {p.stem for p in (Path(__file__).parents[2] / "conf" / "model").glob("*.yaml")} - {
+    assert set(MODEL_NAMES) == {p.stem for p in (Path(__file__).parents[2] / "conf" / "model").glob("*.yaml")} - {
         "default"}
