@@ -59,6 +59,9 @@ def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str
         if strategy.startswith("led_"):  # LED's strategies train RepNR networks only
             assert "RepNR" in str(err) and not name.startswith("led_repnr"), f"{strategy} refused {name}: {err}"
             return
+        if strategy.startswith("constyle_"):  # ConStyle's stages train a network its style encoder prompts
+            assert "style encoder" in str(err) and not name.startswith("constyle"), f"{strategy} refused {name}: {err}"
+            return
         if strategy == "irsde":  # the IR-SDE's matching loss trains an SDE's noise network only
             assert "IR-SDE" in str(err) and not name.startswith("daclip"), f"{strategy} refused {name}: {err}"
             return
