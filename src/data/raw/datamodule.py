@@ -78,7 +78,8 @@ def raw_datamodule(
         source = UnprocessedPhotos(EmbeddedImages("train", max_side=embedded_max_side))
     if fewshot_list:
         pairs = read_pair_list(fewshot_list, root)
-        train: dict[str, Dataset] = {"raw": RawPairs(pairs, family="raw", patch_size=fewshot_patch_size, seed=seed)}
+        train: dict[str, Dataset] = {"raw": RawPairs(pairs, family="raw", patch_size=fewshot_patch_size, seed=seed,
+                                                     cache=True)}
     else:
         train = {"raw": NoisyRawPatches(source, cameras, patch_size, ratio_range, seed=seed)}
 

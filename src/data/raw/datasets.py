@@ -190,7 +190,9 @@ class RawPairs(Dataset):
     aligned crop with flips and a transpose, indexed by ``(epoch, index)`` keys."""
 
     def __init__(self, pairs: Sequence[tuple[Path, Path, float]], benchmark: str = "", family: str = "raw",
-                 patch_size: int | None = None, seed: int = 0, repeats: int = 1, cache: bool = True) -> None:
+                 patch_size: int | None = None, seed: int = 0, repeats: int = 1, cache: bool = False) -> None:
+        """``cache``: keep the decoded frames (a few-shot training set; a test set of whole SID frames, 48 MB a
+        frame in float32, is read each time)."""
         if not pairs:
             raise DataError(f"RAW pair set {benchmark or family!r} is empty")
         self.pairs, self.benchmark, self.family = list(pairs), benchmark, family
