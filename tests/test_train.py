@@ -193,9 +193,14 @@ def test_every_model_config_trains_in_the_suite(tiny_cfg, model, tmp_path):
         cfg = compose("train", [f"model={model}", "debug=fdr", "data=sr", f"data.scale={scale}", "data.lr_patch=12",
                                 "data.embedded_max_side=48", "data.batch_size=2", "model/scheduler=none",
                                 *[o for o in TINY_RUN if not o.startswith(("model", "data"))]], tmp_path)
-    if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) != 3:
-        pytest.skip(f"model={model} takes {OmegaConf.select(cfg, 'model.backbone.in_channels')}-channel images (grey, "
-                    "packed RAW); the synthetic data is RGB")
+    if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) == 4:  # packed RAW (LED): RAW data
+        cfg = compose("train", [f"model={model}", "debug=fdr", "data=raw_synthetic", "metrics=raw",
+                                "data.patch_size=16", "data.embedded_max_side=96", "data.synthetic_ratios=[100]",
+                                "data.batch_size=2", "model/scheduler=none",
+                                *[o for o in TINY_RUN if not o.startswith(("model", "data"))]], tmp_path)
+    if OmegaConf.select(cfg, "model.backbone.in_channels", default=3) not in (3, 4):
+        pytest.skip(f"model={model} takes {OmegaConf.select(cfg, 'model.backbone.in_channels')}-channel (grey) images; "
+                    "the synthetic data is RGB")
     if cfg.model.training_free:
         with pytest.raises(ConfigError, match="training-free"):
             train(cfg)
