@@ -28,6 +28,7 @@ OWN_CALL = {
     "led_unet": "test_led_official.py (RepNR's training form per camera and its deploy form)",
     "daclip_irsde": "test_daclip_official.py (the noise network's call net(xt, lq, t, contexts) and the SDE)",
     "constyle_v2": "test_constyle_official.py (a container of two checkpoints: the prompter and the prompted NAFNet)",
+    "perceive_ir": "test_perceive_ir_official.py (CLIP's features injected in the release's call order)",
 }
 #: further inputs of the official call, read from each vector's input file after the image (README: "extra inputs")
 EXTRA_INPUTS = {"instructir": ("text_embedding",)}
