@@ -32,3 +32,29 @@ def test_the_objective_sums_every_pass_and_captions_reach_the_network(tmp_path) 
         other = module.strategy.predict(module, {**batch, "caption": ["a snowy field", "a dark room"]})
     assert captioned.shape == lq.shape and not torch.allclose(captioned, other)
     assert torch.allclose(captioned, torch.stack(passes).mean(0), atol=1e-5)  # each image: the mean of its passes
+
+
+def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> None:
+    """CLIP's image side is the suite's ViT, the text side open_clip's; both filled strictly from one file."""
+    import pytest
+
+    pytest.importorskip("open_clip")
+    from open_clip.transformer import TextTransformer
+    from safetensors.torch import save_file
+
+    from src.models.backbones.perceive_ir import OpenAIClip, clip_features
+    from src.models.layers.clip_vision import VisionTransformer
+
+    vision = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "output_dim": 512}
+    text = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
+    torch.manual_seed(0)
+    state = {f"visual.{k}": v for k, v in VisionTransformer(**vision).state_dict().items()}
+    state.update(TextTransformer(vocab_size=49408, **text).state_dict())
+    path = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    clip = OpenAIClip(str(path), vision=vision, text=text)
+    images = torch.rand(2, 3, 40, 56)
+    assert clip.image(images).shape == (2, 512) and clip.text(["a", "b"], torch.device("cpu")).shape == (2, 512)
+    assert not torch.allclose(*clip.text(["a rainy street", "a hazy hill"], torch.device("cpu")))
+    with pytest.raises(ValueError, match="clip_weights"):
+        clip_features("openai")

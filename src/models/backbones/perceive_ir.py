@@ -63,6 +63,62 @@ class StandInClip(ClipFeatures):
         return F.adaptive_avg_pool2d(images.float(), 8).flatten(1) @ self.projection.to(images.device)
 
 
+class OpenAIClip(ClipFeatures):
+    """OpenAI's CLIP ViT-B/32 (what Perceive-IR's release loads) from a local state dict in open_clip's layout
+    (``visual.*``, ``token_embedding``, ``transformer.*``, ``ln_final``, ``text_projection``; e.g. open_clip's
+    ``ViT-B-32`` / ``openai`` safetensors), frozen: the vision tower of :mod:`src.models.layers.clip_vision`,
+    open_clip's text transformer and tokenizer (the ``clip`` extra). Images are resized to 224 x 224 (no crop)
+    and normalised, as the release's ``clip_input_preprocess``."""
+
+    def __init__(self, weights: str, vision: dict | None = None, text: dict | None = None) -> None:
+        super().__init__()
+        from src.models.backbones.daclip_irsde import read_state
+        from src.models.layers.clip_text import TEXT_B_32, require_open_clip, text_tower_state
+        from src.models.layers.clip_vision import VIT_B_32, VisionTransformer
+        from src.models.official import load_strict
+
+        require_open_clip()
+        from open_clip.tokenizer import SimpleTokenizer
+        from open_clip.transformer import TextTransformer
+
+        state = read_state(weights)
+        self.visual = VisionTransformer(**(vision or VIT_B_32)).eval().requires_grad_(False)
+        load_strict(self.visual, {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")},
+                    source=f"model.backbone.clip.weights={weights} (vision)")
+        sizes = {**TEXT_B_32, **(text or {})}
+        self.text_tower = TextTransformer(**sizes).eval().requires_grad_(False)
+        load_strict(self.text_tower, text_tower_state(state), source=f"model.backbone.clip.weights={weights} (text)")
+        self.tokenizer = SimpleTokenizer(context_length=sizes["context_length"])
+
+    @torch.no_grad()
+    def text(self, captions: Sequence[str], device: torch.device) -> Tensor:
+        self.text_tower.to(device)
+        return self.text_tower(self.tokenizer(list(captions)).to(device))
+
+    @torch.no_grad()
+    def image(self, images: Tensor) -> Tensor:
+        from src.models.layers.clip_vision import CLIP_MEAN, CLIP_STD
+
+        self.visual.to(images.device)
+        size = self.visual.image_size
+        x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        mean, std = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1), x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+        return self.visual((x - mean) / std)
+
+
+def clip_features(kind: str = "stand_in", weights: str | None = None, seed: int = 0) -> ClipFeatures:
+    """``stand_in`` (seeded, no weights) or ``openai`` (OpenAI's CLIP ViT-B/32 from ``weights``)."""
+    if kind == "stand_in":
+        return StandInClip(seed)
+    if kind == "openai":
+        if not weights:
+            raise ValueError("model.backbone.clip=openai reads CLIP's weights: set model.backbone.clip_weights="
+                             "<ViT-B-32 open_clip state dict, e.g. open_clip_model.safetensors of timm/"
+                             "vit_base_patch32_clip_224.openai> (nothing is downloaded)")
+        return OpenAIClip(weights)
+    raise ValueError(f"model.backbone.clip={kind!r}: expected stand_in or openai")
+
+
 class CrossAttention(nn.Module):
     """LDM cross-attention from image tokens to context tokens: 8 heads of 64, no bias but the output's."""
 
@@ -212,7 +268,7 @@ class PerceiveIR(Backbone):
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66, bias: bool = False,
                  layernorm_type: str = "WithBias", num_vector: int = 8, iterations: int = 2,
-                 clip: ClipFeatures | None = None) -> None:
+                 clip: str | ClipFeatures = "stand_in", clip_weights: str | None = None) -> None:
         super().__init__()
         if iterations < 1:
             raise ValueError(f"Perceive-IR runs its decoder at least once, got iterations={iterations}")
@@ -249,7 +305,8 @@ class PerceiveIR(Backbone):
                                                  ("layernorm", nn.LayerNorm(CLIP_DIM)), ("relu1", nn.ReLU()),
                                                  ("linear2", nn.Linear(CLIP_DIM, CLIP_DIM))]))
         self.iterations = int(iterations)
-        self.__dict__["clip"] = clip if clip is not None else StandInClip()
+        # frozen and read from its own file: outside the state dict and the optimiser
+        self.__dict__["clip"] = clip if isinstance(clip, ClipFeatures) else clip_features(clip, clip_weights)
         self.captions: list[str] | None = None
         self.in_channels, self.out_channels = in_channels, out_channels
         self.multiple = 8
