@@ -58,3 +58,21 @@ def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> 
     assert not torch.allclose(*clip.text(["a rainy street", "a hazy hill"], torch.device("cpu")))
     with pytest.raises(ValueError, match="clip_weights"):
         clip_features("openai")
+
+
+def test_the_quality_aware_terms_add_with_their_weights(tmp_path) -> None:
+    torch.manual_seed(0)
+    module = build_model(compose("train", ["model=perceive_ir_tiny", "trainer=cpu", "logger=none",
+                                           "strategy=perceive_ir", "model.strategy.clip_weight=0.05",
+                                           "model.strategy.dpl_weight=0.1"], tmp_path))
+    generator = torch.Generator().manual_seed(1)
+    lq, gt = torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
+    total, terms = module.training_loss({"lq": lq, "gt": gt, "family": ["rain", "haze"]})
+    assert {"perceive_ir/dpl", "perceive_ir/clip_quality"} <= set(terms)
+    expected = terms["perceive_ir/l1_pass0"] + terms["perceive_ir/l1_pass1"] + 0.1 * terms["perceive_ir/dpl"] \
+        + 0.05 * terms["perceive_ir/clip_quality"]
+    assert torch.allclose(total, expected, atol=1e-5) and terms["perceive_ir/dpl"] > 0
+    strategy = module.strategy
+    same = strategy.contrastive_perceptual(gt, gt, [lq])
+    assert float(same) == 0.0  # the restored image at the clean one: nothing to pull
+    total.backward()
