@@ -31,11 +31,13 @@ from src.utils.errors import ConfigError
 
 
 def prompter_of(module: Any, what: str) -> StyleEncoder:
-    prompter = getattr(module.net, "prompter", None)
-    if not isinstance(prompter, StyleEncoder):
-        raise ConfigError(f"{what} needs a network prompted by ConStyle's style encoder (model=constyle_v2_nafnet), "
-                          f"not {type(module.net).__name__}")
-    return prompter
+    """The style encoder that prompts the model: ConStyle's NAFNet's own, or the ConStyle head's."""
+    for owner in (module.net, module.head):
+        prompter = getattr(owner, "prompter", None)
+        if isinstance(prompter, StyleEncoder):
+            return prompter
+    raise ConfigError(f"{what} needs a network prompted by ConStyle's style encoder (model=constyle_v2_nafnet, or "
+                      f"model/head=constyle on a backbone with head positions), not {type(module.net).__name__}")
 
 
 def gram(x: Tensor) -> Tensor:

@@ -58,3 +58,26 @@ def test_the_restoration_stage_keeps_the_prompter_as_pre_trained(tmp_path) -> No
     total.backward()
     assert all(torch.equal(v, prompter.state_dict()[k]) for k, v in before.items())  # batch norms untouched
     assert module.net.outro.weight.grad is not None
+
+
+def test_constyle_prompts_another_backbone_through_its_head(tmp_path) -> None:
+    """model/head=constyle on a Restormer: the encoder runs once per forward, its prompt changes the features,
+    and the pre-training finds the head's encoder."""
+    torch.manual_seed(0)
+    module = build_model(compose("train", ["model=restormer_tiny", "model.backbone.dim=8", "model/head=constyle",
+                                           "strategy=constyle_pretrain", "model.strategy.queue_size=8",
+                                           "trainer=cpu", "logger=none", "data=synth3deg"], tmp_path))
+    head = module.head
+    calls = []
+    head.prompter.register_forward_hook(lambda *args: calls.append(1))
+    generator = torch.Generator().manual_seed(3)
+    batch = {"lq": torch.rand(4, 3, 32, 32, generator=generator), "gt": torch.rand(4, 3, 32, 32, generator=generator),
+             "family": FAMILIES}
+    module.eval()
+    with torch.no_grad():
+        module.net(batch["lq"], head=head)
+    assert len(calls) == 1 and len(head.projections) == len(module.net.feature_info) > 1
+    module.train()
+    total, terms = module.training_loss(batch)
+    total.backward()
+    assert head.prompter.mlp2[0].weight.grad is not None and "constyle/infonce" in terms
