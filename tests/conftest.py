@@ -178,7 +178,8 @@ def _vgg16_stand_in() -> None:
     torch.random.set_rng_state(generator_state)
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
     # model=water_net's objective: VGG19 up to relu5_4 (80 MB, random weights)
-    from src.training.losses_perceptual import VGG19_RELU5_4, torchvision_weights
+    from src.models.layers.vgg import torchvision_weights
+    from src.training.losses_perceptual import VGG19_RELU5_4
 
     torch.manual_seed(0)
     deeper = torchvision.models.vgg19(weights=None).features[: VGG19_RELU5_4 + 1]

@@ -51,14 +51,14 @@ class PerceiveIRTraining(Strategy):
 
     def feature_network(self) -> Any:
         if self.vgg is None:
-            from src.training.losses_perceptual import vgg_features
+            from src.models.layers.vgg import vgg_features
 
             self.__dict__["vgg"] = vgg_features(self.vgg_weights)
         return self.vgg
 
     def contrastive_perceptual(self, restored: Tensor, clean: Tensor, negatives: list[Tensor]) -> Tensor:
         """Sum over VGG16's relu1_2, relu2_2, relu3_3 of |f(r) - f(clean)| / (mean over negatives |f(r) - f(n)|)."""
-        from src.training.losses_perceptual import FEATURE_LAYERS
+        from src.models.layers.vgg import FEATURE_LAYERS
 
         vgg = self.feature_network().to(restored.device)
         total = restored.new_zeros(())

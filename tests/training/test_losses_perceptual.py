@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from src.training.losses_perceptual import FEATURE_LAYERS, TransWeatherLoss, VGGWeightsError, feature_loss
+from src.models.layers.vgg import FEATURE_LAYERS, VGGWeightsError
+from src.training.losses_perceptual import TransWeatherLoss, feature_loss
 
 
 @pytest.fixture
