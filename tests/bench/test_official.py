@@ -134,6 +134,7 @@ def test_converted_weights_reach_our_network(tmp_path, clean_modules):
         assert torch.allclose(outputs["curves"], module.net.curves(x), atol=1e-6)
 
 
+@pytest.mark.slow  # a whole bench run beside the official code (6 s)
 def test_bench_runs_the_official_code_beside_ours(tmp_path, clean_modules, monkeypatch):
     from src.training.speed import CPU_BF16_ENV
 

@@ -29,7 +29,8 @@ SAMPLING_PAPER_SIZES = {"daclip_irsde"}
 #: ``conf/model/default.yaml`` holds the keys every model shares; it is not a model
 MODEL_NAMES = [name for name in configs("model") if name != "default"]
 MODELS = [pytest.param(name, marks=pytest.mark.slow) if name in SAMPLING_PAPER_SIZES else name for name in MODEL_NAMES]
-BACKBONES = configs("model/backbone")
+BACKBONES = [pytest.param(name, marks=pytest.mark.slow) if name in SAMPLING_PAPER_SIZES else name
+             for name in configs("model/backbone")]
 HEADS = [name for name in configs("model/head") if name != "none"]
 #: bf16 autocast against fp32 at initialisation (measured: at most 0.014 max, 0.003 mean, SwinIR the largest)
 BF16_MAX, BF16_MEAN = 0.05, 0.01
@@ -215,7 +216,7 @@ def test_every_head_fits_every_backbone_that_hosts_one(name, head):
     assert all(torch.isfinite(v) for v in aux.values())
 
 
-TINY_BACKBONES = [name for name in BACKBONES if name.endswith("_tiny")]
+TINY_BACKBONES = [name for name in configs("model/backbone") if name.endswith("_tiny")]
 
 
 @pytest.mark.parametrize("head", HEADS)

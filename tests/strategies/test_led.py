@@ -63,6 +63,7 @@ def _tensors(path):
     return {k: v for k, v in state.items() if k.startswith("net.")}
 
 
+@pytest.mark.slow  # three training runs
 def test_pretrain_then_finetune_in_two_phases_then_deploy(tmp_path) -> None:
     pre = tmp_path / "pre"
     train(compose("train", ["model=led_repnr_tiny", "strategy=led_pretrain", *RUN], pre))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -60,6 +61,7 @@ def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> 
         clip_features("openai")
 
 
+@pytest.mark.slow  # VGG16 on both passes
 def test_the_quality_aware_terms_add_with_their_weights(tmp_path) -> None:
     torch.manual_seed(0)
     module = build_model(compose("train", ["model=perceive_ir_tiny", "trainer=cpu", "logger=none",

@@ -19,6 +19,7 @@ def _state(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@pytest.mark.slow  # three training runs
 def test_art_resumes_with_the_same_weights_and_history(tiny_cfg, tmp_path) -> None:
     train(tiny_cfg("strategy=art", "trainer.max_epochs=2", *RUN))
     whole = _state(tmp_path / "checkpoints" / "last.ckpt")
@@ -49,6 +50,7 @@ def test_art_weights_favour_the_family_whose_loss_fell_least() -> None:
     assert "snow" not in stale.average and stale.minimum["snow"] == 0.02
 
 
+@pytest.mark.slow  # pre-training, ranking and fine-tuning runs
 def test_ram_chain_trains_only_the_selected_layers(tiny_cfg, tmp_path) -> None:
     """Pre-train with masks, rank with MAC, fine-tune the top share: every other tensor stays bit-identical."""
     from src.analysis.mac import run_mac
