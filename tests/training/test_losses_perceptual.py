@@ -48,3 +48,19 @@ def test_a_file_of_another_network_is_refused(tmp_path: Path) -> None:
     torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(VGGWeightsError, match="does not fit torchvision's vgg16"):
         TransWeatherLoss(vgg_weights=str(tmp_path / "other.pth")).feature_network()
+
+
+def test_water_net_loss_is_l1_plus_the_vgg19_relu5_4_mse_on_imagenet_normalised_input() -> None:
+    from src.training.losses_perceptual import IMAGENET_MEAN, IMAGENET_STD, WaterNetLoss
+
+    loss = WaterNetLoss()
+    generator = torch.Generator().manual_seed(0)
+    pred, gt = torch.rand(1, 3, 32, 32, generator=generator), torch.rand(1, 3, 32, 32, generator=generator)
+    total, terms = loss.objective(pred, {"gt": gt}, {})
+    vgg = loss.feature_network()
+    assert len(vgg) == 36  # features up to relu5_4
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = torch.nn.functional.l1_loss(pred, gt) + 0.05 * torch.nn.functional.mse_loss(
+            vgg((pred - mean) / std), vgg((gt - mean) / std))
+    assert torch.allclose(total, expected) and set(terms) == {"l1", "perceptual"}
