@@ -50,6 +50,7 @@ def test_a_file_of_another_network_is_refused(tmp_path: Path) -> None:
         TransWeatherLoss(vgg_weights=str(tmp_path / "other.pth")).feature_network()
 
 
+@pytest.mark.slow  # VGG19 to relu5_4 read and run (4 s)
 def test_water_net_loss_is_l1_plus_the_vgg19_relu5_4_mse_on_imagenet_normalised_input() -> None:
     from src.training.losses_perceptual import IMAGENET_MEAN, IMAGENET_STD, WaterNetLoss
 
