@@ -76,8 +76,9 @@ class LedPretrain(Strategy):
         total: Tensor | None = None
         terms: dict[str, Tensor] = {}
         all_aux: dict[str, Tensor] = {}
-        for camera in sorted({int(c) for c in cameras}):
-            rows = [i for i, c in enumerate(cameras.tolist()) if c == camera]
+        listed = cameras.tolist()
+        for camera in sorted(set(listed)):
+            rows = [i for i, c in enumerate(listed) if c == camera]
             share = len(rows) / size
             subset = batch_subset(batch, rows, size)
             set_camera(module.net, camera)

@@ -169,8 +169,8 @@ class SyntheticRawImages(Dataset):
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        frame = self.source[index]
         if index not in self._cache:
+            frame = self.source[index]
             rng = rng_for(self.seed, index, self.benchmark)
             gt = frame.normalised()
             side = self.max_side or max(gt.shape[1:])
@@ -178,8 +178,8 @@ class SyntheticRawImages(Dataset):
             capture = draw_capture(self.cameras, self.camera, rng)
             self._cache[index] = synthesise(gt, frame.span, self.ratio, capture, self.cameras.noise_type, rng)
         lq, gt = self._cache[index]
-        return _sample(lq, gt, self.family, self.benchmark, frame.name, self.camera if self.seen else -1,
-                       self.ratio)
+        return _sample(lq, gt, self.family, self.benchmark, self.source.names[index],
+                       self.camera if self.seen else -1, self.ratio)
 
 
 class RawPairs(Dataset):

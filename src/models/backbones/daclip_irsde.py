@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 from src.models.backbones.base import Backbone, Head
 from src.models.layers.clip_text import DACLIP_DEGRADATIONS, name_embeddings, zero_shot
-from src.models.layers.clip_vision import VIT_B_32, ControlledVision, clip_preprocess, from_daclip_state
+from src.models.layers.clip_vision import (
+    VIT_B_32,
+    ControlledVision,
+    clip_preprocess,
+    from_daclip_state,
+    read_clip_state,
+)
 from src.models.layers.conditional_unet import ConditionalUNet
 from src.models.layers.irsde import IRSDE
 from src.models.official import load_strict
@@ -79,7 +85,8 @@ class DaclipContexts(ContextEncoder):
         if self._names is None:
             if self.weights is None:
                 raise ValueError("DA-CLIP's degradation names need its checkpoint's text tower: no weights file given")
-            self._names = name_embeddings(read_state(self.weights), DACLIP_DEGRADATIONS, self.text)
+            self._names = name_embeddings(read_clip_state(self.weights, DACLIP_WEIGHTS_HINT), DACLIP_DEGRADATIONS,
+                                           self.text)
         return self._names
 
     @torch.no_grad()
@@ -87,29 +94,16 @@ class DaclipContexts(ContextEncoder):
         return self.vision(clip_preprocess(image, self.vision.visual.image_size))
 
 
-def read_state(path: str | Path) -> Mapping[str, Tensor]:
-    """The tensors of DA-CLIP's released checkpoint (``daclip_ViT-B-32.pt``: a state dict, or one under
-    ``state_dict``; read without unpickling code) or of a safetensors file."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"model.backbone.clip_weights={file} does not exist: DA-CLIP's weights are its release's "
-            "daclip_ViT-B-32.pt (Hugging Face weblzw/daclip-uir-ViT-B-32-irsde); download it where you have internet "
-            "and point model.backbone.clip_weights at it (nothing is downloaded here)")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(file))
-    else:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-    return state
+#: where DA-CLIP's weights come from, for the message when the file is absent
+DACLIP_WEIGHTS_HINT = ("model.backbone.clip_weights must be DA-CLIP's released daclip_ViT-B-32.pt (Hugging Face "
+                       "weblzw/daclip-uir-ViT-B-32-irsde); download it where you have internet and point the key at it")
 
 
 def read_daclip(path: str | Path, vision: Mapping[str, Any] | None = None) -> ControlledVision:
-    """DA-CLIP's image side (:func:`read_state`), loaded strictly."""
+    """DA-CLIP's image side from its released checkpoint, loaded strictly."""
     model = ControlledVision(**(dict(vision) if vision else VIT_B_32))
-    load_strict(model, from_daclip_state(read_state(path)), source=f"model.backbone.clip_weights={path}")
+    state = from_daclip_state(read_clip_state(path, DACLIP_WEIGHTS_HINT))
+    load_strict(model, state, source=f"model.backbone.clip_weights={path}")
     return model
 
 

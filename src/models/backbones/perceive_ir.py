@@ -17,7 +17,7 @@ batch too (a batch of two returns one image); here each image gets the mean of i
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,16 +72,17 @@ class OpenAIClip(ClipFeatures):
 
     def __init__(self, weights: str, vision: dict | None = None, text: dict | None = None) -> None:
         super().__init__()
-        from src.models.backbones.daclip_irsde import read_state
         from src.models.layers.clip_text import TEXT_B_32, require_open_clip, text_tower_state
-        from src.models.layers.clip_vision import VIT_B_32, VisionTransformer
+        from src.models.layers.clip_vision import VIT_B_32, VisionTransformer, read_clip_state
         from src.models.official import load_strict
 
         require_open_clip()
         from open_clip.tokenizer import SimpleTokenizer
         from open_clip.transformer import TextTransformer
 
-        state = read_state(weights)
+        state = read_clip_state(weights, "model.backbone.clip_weights must be OpenAI's CLIP ViT-B/32 as a state dict "
+                                         "in open_clip's layout (e.g. open_clip_model.safetensors of "
+                                         "timm/vit_base_patch32_clip_224.openai)")
         self.visual = VisionTransformer(**(vision or VIT_B_32)).eval().requires_grad_(False)
         load_strict(self.visual, {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")},
                     source=f"model.backbone.clip.weights={weights} (vision)")
@@ -316,10 +317,9 @@ class PerceiveIR(Backbone):
         self.captions = list(captions) if captions is not None else None
 
     def passes(self, lq: Tensor, text: Tensor, image: Tensor,
-               second_image: callable | None = None) -> list[Tensor]:  # type: ignore[valid-type]
+               second_image: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
         """The outputs of the decoder's passes for CLIP features ``text`` and ``image`` (B x 512); the image feature
         of the first output comes from ``second_image(out0)`` (default: this model's CLIP)."""
-        b = lq.shape[0]
         prompt = text[:, None]
         if self.learnable_vector is not None:
             shifted = self.learnable_vector[None] + self.deg_aware(image)[:, None]
@@ -346,7 +346,6 @@ class PerceiveIR(Backbone):
                 with torch.no_grad():
                     seen = second_image(out) if second_image is not None else self.clip.image(out)
                 context = torch.cat([self.hq_mlp(seen)[:, None], text[:, None]], dim=1)
-        del b
         return outputs
 
     def forward(self, lq: Tensor, head: Head | None = None) -> tuple[Tensor, dict[str, Tensor]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -160,3 +161,18 @@ def from_daclip_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         elif key.startswith(("visual_control.", "visual.")) or key == "logit_scale":
             out.setdefault(key, value)
     return out
+
+
+def read_clip_state(path: str | Path, hint: str) -> Mapping[str, Tensor]:
+    """The tensors of a CLIP checkpoint: a state dict (or one under ``state_dict``) read without unpickling code, or
+    a safetensors file; an absent file is named with ``hint`` (which file it should be, where it comes from).
+    (The suite's general loader lives in the training layer, above the networks.)"""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist: {hint} (nothing is downloaded here)")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(file))
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state)
