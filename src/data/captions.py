@@ -40,8 +40,18 @@ def read_captions(path: str | Path) -> dict[str, str]:
     for number, row in enumerate(body, 2 if body is not rows else 1):
         if len(row) <= max(key_column, caption_column):
             raise DataError(f"{file}:{number}: expected tab-separated columns with a caption, got {row!r}")
-        captions[Path(row[key_column].strip()).stem] = row[caption_column].strip()
+        captions[image_name(row[key_column])] = row[caption_column].strip()
     return captions
+
+
+#: suffixes taken off a captions file's keys (a name such as SOTS' ``0001_0.8_0.2`` keeps its dots)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def image_name(cell: str) -> str:
+    """A path or name as samples name their image: the file name without an image suffix."""
+    name = Path(cell.strip()).name
+    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
 
 
 class WithCaptions(Dataset):

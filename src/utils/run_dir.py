@@ -59,11 +59,15 @@ def network_patch(lr_patch: int, scale: int, upsampled: bool) -> int:
 
 def train_families(*, _root_: Any) -> list[str]:
     """``${train_families:}``: the families the data setting trains on, in its order: ``data.families`` where it
-    lists them, else the composed ``data.degradations`` (synthetic settings), less ``data.holdout``."""
+    lists them, else the composed ``data.degradations`` (synthetic settings), else the ``family`` of each
+    training set (``data=paired``'s ``data.train``, defaulting to ``data.family``), less ``data.holdout``."""
     data = _root_.get("data") or {}
     families = data.get("families")
     if families is None:
         families = list((data.get("degradations") or {}).keys())
+    if not families and data.get("train"):
+        sets = [s.get("family", data.get("family")) for s in data.get("train") if hasattr(s, "get")]
+        families = list(dict.fromkeys(str(f) for f in sets if f))
     holdout = data.get("holdout") or []
     holdout = [holdout] if isinstance(holdout, str) else list(holdout)
     chosen = [str(f) for f in families if f not in holdout]

@@ -14,8 +14,8 @@ def test_both_layouts_key_captions_by_the_degraded_image_name(tmp_path) -> None:
                         "gt/rain-001.png\tlq/rain-001.png\ta street in the rain\train\n")
     assert read_captions(official) == {"rain-001": "a street in the rain"}
     plain = tmp_path / "captions.tsv"
-    plain.write_text("rain-002.jpg\ta bridge\n")
-    assert read_captions(plain) == {"rain-002": "a bridge"}
+    plain.write_text("rain-002.jpg\ta bridge\n0001_0.8_0.2\ta hazy house\n")  # SOTS' names keep their dots
+    assert read_captions(plain) == {"rain-002": "a bridge", "0001_0.8_0.2": "a hazy house"}
     (tmp_path / "bad.tsv").write_text("only-a-name\n")
     with pytest.raises(DataError, match="bad.tsv:1"):
         read_captions(tmp_path / "bad.tsv")

@@ -65,6 +65,9 @@ def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str
         if strategy == "irsde":  # the IR-SDE's matching loss trains an SDE's noise network only
             assert "IR-SDE" in str(err) and not name.startswith("daclip"), f"{strategy} refused {name}: {err}"
             return
+        if strategy == "daclip_controller":  # DA-CLIP's controller is trained for DA-CLIP's restorer only
+            assert "DA-CLIP" in str(err) and not name.startswith("daclip"), f"{strategy} refused {name}: {err}"
+            return
         if strategy == "perceive_ir":  # its passes' objective trains Perceive-IR only
             assert "Perceive-IR" in str(err) and not name.startswith("perceive"), f"{strategy} refused {name}: {err}"
             return

@@ -49,3 +49,17 @@ def test_the_run_name_carries_the_overrides_that_define_the_run(tmp_path):
     cfg = compose("train", ["logger=wandb", "model=restormer_tiny", "model.optimizer.lr=0.002",
                             f"ckpt_path={tmp_path / 'x.ckpt'}"], tmp_path)
     assert cfg.logger.wandb.name == "train logger=wandb,model.optimizer.lr=0.002,model=restormer_tiny"
+
+
+def test_training_families_come_from_the_setting_or_its_training_sets():
+    register_resolvers()
+
+    def families(data: dict) -> list[str]:
+        return list(OmegaConf.create({"data": data, "families": "${train_families:}"}).families)
+
+    assert families({"families": ["rain", "haze"], "holdout": "haze"}) == ["rain"]
+    assert families({"degradations": {"noise": {}, "blur": {}}}) == ["noise", "blur"]
+    paired = {"family": "paired", "train": [{"input": "a", "family": "rain"}, {"input": "b"}, {"input": "c"}]}
+    assert families(paired) == ["rain", "paired"]
+    with pytest.raises(Exception, match="no training families"):
+        families({"train": []})

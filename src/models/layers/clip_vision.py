@@ -163,9 +163,14 @@ def from_daclip_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+#: where a run of ``strategy=daclip_controller`` keeps DA-CLIP's tensors (under the release's names)
+DACLIP_RUN_PREFIX = "strategy.daclip."
+
+
 def read_clip_state(path: str | Path, hint: str) -> Mapping[str, Tensor]:
     """The tensors of a CLIP checkpoint: a state dict (or one under ``state_dict``) read without unpickling code, or
-    a safetensors file; an absent file is named with ``hint`` (which file it should be, where it comes from).
+    a safetensors file; an absent file is named with ``hint`` (which file it should be, where it comes from). A
+    checkpoint of a ``strategy=daclip_controller`` run gives its DA-CLIP tensors, under the release's names.
     (The suite's general loader lives in the training layer, above the networks.)"""
     file = Path(path).expanduser()
     if not file.is_file():
@@ -175,4 +180,7 @@ def read_clip_state(path: str | Path, hint: str) -> Mapping[str, Tensor]:
 
         return load_file(str(file))
     state = torch.load(file, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state)
+    state = state.get("state_dict", state)
+    if any(k.startswith(DACLIP_RUN_PREFIX) for k in state):  # a run of strategy=daclip_controller
+        return {k.removeprefix(DACLIP_RUN_PREFIX): v for k, v in state.items() if k.startswith(DACLIP_RUN_PREFIX)}
+    return state
