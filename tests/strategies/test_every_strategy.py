@@ -68,7 +68,7 @@ def test_a_strategy_trains_a_tiny_model_or_says_why_not(name: str, strategy: str
         if strategy == "daclip_controller":  # DA-CLIP's controller is trained for DA-CLIP's restorer only
             assert "DA-CLIP" in str(err) and not name.startswith("daclip"), f"{strategy} refused {name}: {err}"
             return
-        if strategy == "perceive_ir":  # its passes' objective trains Perceive-IR only
+        if strategy.startswith("perceive_ir"):  # its stages train Perceive-IR only
             assert "Perceive-IR" in str(err) and not name.startswith("perceive"), f"{strategy} refused {name}: {err}"
             return
         if strategy == "ram_plus_finetune":  # fuses at a Restormer-like decoder's three places only

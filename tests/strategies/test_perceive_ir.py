@@ -78,3 +78,80 @@ def test_the_quality_aware_terms_add_with_their_weights(tmp_path) -> None:
     same = strategy.contrastive_perceptual(gt, gt, [lq])
     assert float(same) == 0.0  # the restored image at the clean one: nothing to pull
     total.backward()
+
+
+def test_learned_prompts_run_through_clips_text_encoder_from_token_embeddings(tmp_path) -> None:
+    """With its context at the embedding of the placeholder word, a learned prompt is CLIP's text feature of the
+    written prompt (the stand-in's text side, and open_clip's text transformer run from its token embeddings)."""
+    pytest.importorskip("open_clip")
+    from open_clip.transformer import TextTransformer
+    from safetensors.torch import save_file
+
+    from src.models.backbones.perceive_ir import OpenAIClip, StandInClip
+    from src.models.layers.clip_vision import VisionTransformer
+    from src.strategies.perceive_ir import QualityPrompts
+
+    vision = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "output_dim": 512}
+    text = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
+    torch.manual_seed(0)
+    state = {f"visual.{k}": v for k, v in VisionTransformer(**vision).state_dict().items()}
+    state.update(TextTransformer(vocab_size=49408, **text).state_dict())
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "clip.safetensors"))
+    cpu = torch.device("cpu")
+    for clip in (StandInClip(), OpenAIClip(str(tmp_path / "clip.safetensors"), vision=vision, text=text)):
+        prompts = QualityPrompts(clip.text_width, length=3)
+        written = ["X X X Excellent.", "X X X Mediocre.", "X X X Terrible."]
+        with torch.no_grad():
+            prompts.context.copy_(clip.prompt_embeddings(["X X X"], cpu)[0][0, 1:4])
+        assert torch.allclose(prompts.features(clip, cpu), clip.text(written, cpu), atol=1e-5)
+        with torch.no_grad():
+            prompts.context.normal_()
+        features = prompts.features(clip, cpu)
+        assert not torch.allclose(features, clip.text(written, cpu), atol=1e-3)
+        features.sum().backward()
+        assert prompts.context.grad is not None and prompts.context.grad.abs().sum() > 0
+
+
+def test_stage_one_learns_the_prompts_and_stage_two_reads_them(tmp_path) -> None:
+    from src.strategies.perceive_ir import QUALITY_LEVELS, quality_logits
+    from src.utils.errors import ConfigError
+
+    torch.manual_seed(0)
+    module = build_model(compose("train", ["model=perceive_ir_tiny", "strategy=perceive_ir_prompts", "trainer=cpu",
+                                           "logger=none"], tmp_path))
+    strategy, net = module.strategy, module.net
+    generator = torch.Generator().manual_seed(1)
+    gt = torch.rand(3, 3, 32, 32, generator=generator)
+    lq = (gt + 0.5 * torch.randn(3, 3, 32, 32, generator=generator)).clamp(0, 1)
+    batch = {"lq": lq, "gt": gt, "family": ["noise"] * 3}
+    total, terms = module.training_loss(batch)
+    with torch.no_grad():
+        outputs = net.passes(lq, net.clip.text([""] * 3, lq.device), net.clip.image(lq))
+        restored = torch.stack(outputs).mean(0).clamp(0, 1)
+        logits = quality_logits(net.clip, torch.cat([gt, restored, lq]), strategy.quality.features(net.clip, lq.device))
+    ranking = F.cross_entropy(logits, torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]))
+    assert torch.allclose(terms["perceive_ir/quality_ce"], ranking, atol=1e-5)
+    assert torch.allclose(total, ranking + terms["perceive_ir/l1_pass0"] + terms["perceive_ir/l1_pass1"], atol=1e-5)
+    optimiser = torch.optim.Adam([strategy.quality.context], lr=0.05)
+    first = float(ranking)
+    for _ in range(8):
+        optimiser.zero_grad()
+        module.training_loss(batch)[0].backward()
+        optimiser.step()
+    assert float(module.training_loss(batch)[1]["perceive_ir/quality_ce"]) < first
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": module.state_dict()}, path)
+
+    stage_two = ["model=perceive_ir_tiny", "trainer=cpu", "logger=none", "strategy=perceive_ir"]
+    second = build_model(compose("train", [*stage_two, f"model.strategy.prompts={path}",
+                                           "model.strategy.clip_weight=0.05"], tmp_path))
+    assert not second.strategy.quality.context.requires_grad
+    learned = second.strategy.level_features(second.net, lq.device)
+    with torch.no_grad():
+        assert torch.allclose(learned, strategy.quality.features(net.clip, lq.device), atol=1e-6)
+    assert not torch.allclose(learned, second.net.clip.text(list(QUALITY_LEVELS), lq.device), atol=1e-3)
+    empty = tmp_path / "empty.ckpt"
+    torch.save({"state_dict": {"net.x": torch.zeros(1)}}, empty)
+    third = build_model(compose("train", [*stage_two, f"model.strategy.prompts={empty}"], tmp_path))
+    with pytest.raises(ConfigError, match="perceive_ir_prompts"):
+        third.strategy.level_features(third.net, lq.device)

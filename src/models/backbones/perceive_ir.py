@@ -32,9 +32,25 @@ CLIP_DIM = 512
 
 
 class ClipFeatures(nn.Module):
-    """CLIP's features as Perceive-IR reads them: ``text(captions)`` and ``image(images in [0, 1])``, B x 512."""
+    """CLIP's features as Perceive-IR reads them: ``text(captions)`` and ``image(images in [0, 1])``, B x 512.
 
+    The text side also runs from token embeddings (``prompt_embeddings`` then ``encode_embeddings``), so that
+    learned context vectors can stand in some of them (the quality prompts of Perceive-IR's first stage); each
+    text's start token comes first and each word of the form ``X`` is one token."""
+
+    #: the width of the token embeddings
+    text_width: int = CLIP_DIM
+
+    @torch.no_grad()
     def text(self, captions: Sequence[str], device: torch.device) -> Tensor:
+        return self.encode_embeddings(*self.prompt_embeddings(captions, device))
+
+    def prompt_embeddings(self, texts: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        """Token embeddings of ``texts`` (B x L x ``text_width``) and the position of each one's end token."""
+        raise NotImplementedError
+
+    def encode_embeddings(self, embeddings: Tensor, ends: Tensor) -> Tensor:
+        """The text features (B x 512) of token embeddings, with gradients to them."""
         raise NotImplementedError
 
     def image(self, images: Tensor) -> Tensor:
@@ -42,22 +58,37 @@ class ClipFeatures(nn.Module):
 
 
 class StandInClip(ClipFeatures):
-    """A seeded stand-in: the image pooled to 8 x 8 and projected by a fixed matrix; a caption's text feature is
-    a fixed vector per caption (seeded by its bytes). Frozen, outside the state dict."""
+    """A seeded stand-in: the image pooled to 8 x 8 and projected by a fixed matrix; a text is a start vector and
+    a fixed vector per whitespace-separated word (seeded by its bytes), averaged up to its end and projected.
+    Frozen, outside the state dict."""
+
+    text_width = 64
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("projection", torch.randn(3 * 64, CLIP_DIM, generator=generator) / 14.0,
                              persistent=False)
+        self.register_buffer("text_projection", torch.randn(self.text_width, CLIP_DIM, generator=generator),
+                             persistent=False)
         self.seed = seed
 
-    def text(self, captions: Sequence[str], device: torch.device) -> Tensor:
-        rows = []
-        for caption in captions:
-            generator = torch.Generator().manual_seed(self.seed + sum(caption.encode()) * 7919 + len(caption))
-            rows.append(torch.randn(CLIP_DIM, generator=generator))
-        return torch.stack(rows).to(device)
+    def word(self, word: str) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed + sum(word.encode()) * 7919 + len(word))
+        return torch.randn(self.text_width, generator=generator)
+
+    def prompt_embeddings(self, texts: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        rows = [[self.word("<start>")] + [self.word(w) for w in text.split()] for text in texts]
+        length = max(len(r) for r in rows)
+        embeddings = torch.zeros(len(rows), length, self.text_width)
+        for i, row in enumerate(rows):
+            embeddings[i, : len(row)] = torch.stack(row)
+        return embeddings.to(device), torch.tensor([len(r) - 1 for r in rows], device=device)
+
+    def encode_embeddings(self, embeddings: Tensor, ends: Tensor) -> Tensor:
+        mask = (torch.arange(embeddings.shape[1], device=embeddings.device)[None] <= ends[:, None]).float()
+        mean = (embeddings.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return mean @ self.text_projection.to(embeddings.device)
 
     def image(self, images: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(images.float(), 8).flatten(1) @ self.projection.to(images.device)
@@ -85,16 +116,29 @@ class OpenAIClip(ClipFeatures):
                                          "timm/vit_base_patch32_clip_224.openai)")
         self.visual = VisionTransformer(**(vision or VIT_B_32)).eval().requires_grad_(False)
         load_strict(self.visual, {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")},
-                    source=f"model.backbone.clip.weights={weights} (vision)")
+                    source=f"model.backbone.clip_weights={weights} (vision)")
         sizes = {**TEXT_B_32, **(text or {})}
         self.text_tower = TextTransformer(**sizes).eval().requires_grad_(False)
-        load_strict(self.text_tower, text_tower_state(state), source=f"model.backbone.clip.weights={weights} (text)")
+        load_strict(self.text_tower, text_tower_state(state), source=f"model.backbone.clip_weights={weights} (text)")
         self.tokenizer = SimpleTokenizer(context_length=sizes["context_length"])
 
-    @torch.no_grad()
-    def text(self, captions: Sequence[str], device: torch.device) -> Tensor:
-        self.text_tower.to(device)
-        return self.text_tower(self.tokenizer(list(captions)).to(device))
+    @property
+    def text_width(self) -> int:  # type: ignore[override]
+        return self.text_tower.token_embedding.embedding_dim
+
+    def prompt_embeddings(self, texts: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        tower = self.text_tower.to(device)
+        tokens = self.tokenizer(list(texts)).to(device)
+        with torch.no_grad():
+            return tower.token_embedding(tokens), tokens.argmax(dim=-1)  # the end token has the largest id
+
+    def encode_embeddings(self, embeddings: Tensor, ends: Tensor) -> Tensor:
+        """open_clip's ``TextTransformer.forward`` after its token embedding (CLIP's causal mask, no padding
+        mask, the end token's feature projected)."""
+        tower = self.text_tower.to(embeddings.device)
+        x = embeddings + tower.positional_embedding[: embeddings.shape[1]].to(embeddings.dtype)
+        x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask))
+        return x[torch.arange(x.shape[0], device=x.device), ends] @ tower.text_projection
 
     @torch.no_grad()
     def image(self, images: Tensor) -> Tensor:
