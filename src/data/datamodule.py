@@ -14,6 +14,7 @@ import lightning as L
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from src.data.captions import WithCaptions, read_captions
 from src.data.loader import ResumableLoader
 from src.data.sampler import MixSampler
 from src.utils.errors import ConfigError
@@ -76,6 +77,8 @@ class RestorationDataModule(L.LightningDataModule):
         pin_memory: page-locked batches for faster host-to-GPU copies; ``"auto"``: when the Trainer runs on CUDA.
         persistent_workers: keep the loader processes between epochs (and between validations, which
             otherwise start ``num_workers`` fresh processes each time); ``"auto"``: whenever ``num_workers > 0``.
+        captions: a captions file (:mod:`src.data.captions`): every sample carries the ``caption`` of its image
+            (Perceive-IR's and DA-CLIP's text).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class RestorationDataModule(L.LightningDataModule):
         persistent_workers: bool | str = "auto",
         seed: int = 0,
         name: str = "",
+        captions: str | None = None,
     ) -> None:
         super().__init__()
         self.train_sets = dict(train or {})
@@ -122,8 +126,13 @@ class RestorationDataModule(L.LightningDataModule):
         #: the network's fixed input function (``Backbone.derived_inputs``), applied to every sample's ``lq`` by
         #: the loaders; set by the run assembly
         self.input_transform: Callable[[Tensor], Tensor] | None = None
+        #: image name -> caption (``data.captions``): every sample the loaders serve carries its ``caption``
+        self.captions: Mapping[str, str] | None = read_captions(captions) if captions else None
 
-    def _derived(self, dataset: Dataset) -> Dataset:
+    def _served(self, dataset: Dataset) -> Dataset:
+        """``dataset`` as the loaders serve it: with the captions, and the network's derived inputs, where set."""
+        if self.captions is not None:
+            dataset = WithCaptions(dataset, self.captions)
         return dataset if self.input_transform is None else WithDerivedInputs(dataset, self.input_transform)
 
     @property
@@ -186,7 +195,7 @@ class RestorationDataModule(L.LightningDataModule):
             )
         log.info(self.describe_mix())
         return ResumableLoader(
-            self._derived(_KeyedConcat(list(self.train_sets.values()))),
+            self._served(_KeyedConcat(list(self.train_sets.values()))),
             batch_size=self.batch_size,
             sampler=self.make_sampler(),
             num_workers=self.num_workers,
@@ -199,7 +208,7 @@ class RestorationDataModule(L.LightningDataModule):
     def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
         return [
             DataLoader(
-                self._derived(ds),
+                self._served(ds),
                 batch_size=self.eval_batch_size,
                 shuffle=False,
                 num_workers=self.num_workers,

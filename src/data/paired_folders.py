@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from src.data.captions import WithCaptions, read_captions
 from src.data.check import SetReport, failed, format_report, scan_set
 from src.data.datamodule import RestorationDataModule, evenly_spaced
 from src.data.datasets.paired import PAIRING_RULES, PairedImages, PairedPatches
@@ -149,13 +148,12 @@ def paired_datamodule(
     mix: str = "concat",
     seed: int = 0,
     name: str = "paired",
-    captions: str | None = None,
     **loader_options: Any,
 ) -> RestorationDataModule:
     """Scan the sets, then build the training mix (``train``; empty: evaluation only) and one benchmark per test set.
 
-    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. ``captions``: a captions file
-    (:mod:`src.data.captions`) whose texts the samples carry (Perceive-IR reads them).
+    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. (``data.captions`` is the
+    run assembly's, as for every setting.)
     """
     defaults = {"rule": rule, "family": family, "recursive": recursive, "repeats": 1}
     if (input is None) != (target is None):
@@ -192,10 +190,6 @@ def paired_datamodule(
     test_reports = reports[len(train_sets):]
     tests = {s.name: PairedImages(r.pairs, s.name, s.family, crop_multiple) for s, r in zip(test_sets, test_reports)}
 
-    if captions:
-        texts = read_captions(captions)
-        train_data = {f: WithCaptions(ds, texts) for f, ds in train_data.items()}
-        tests = {b: WithCaptions(ds, texts) for b, ds in tests.items()}
     val = {b: evenly_spaced(ds, val_images) for b, ds in tests.items()}
     datamodule = RestorationDataModule(train=train_data, val=val, test=tests, mix=mix, seed=seed, name=name,
                                        **loader_options)

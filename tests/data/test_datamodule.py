@@ -99,3 +99,18 @@ def test_the_generalisation_benchmarks_compose_and_build(tmp_path):
     groups = set(dm.benchmark_groups.values())
     assert groups == {"seen", "unseen level", "mixed", "unseen family"}
     assert dm.test_sets["synth_rain_noise50"][0]["lq"].shape == dm.test_sets["synth_rain_noise50"][0]["gt"].shape
+
+
+def test_any_setting_serves_captions_by_image_name(tmp_path):
+    """``data.captions`` is the datamodule's: training and evaluation samples carry their image's caption."""
+    plain = _dm()
+    names = {str(plain.train_sets["noise"][(0, i)]["name"]) for i in range(len(plain.train_sets["noise"]))}
+    test_name = str(next(iter(plain.test_sets.values()))[0]["name"])
+    file = tmp_path / "captions.tsv"
+    file.write_text("".join(f"{n}\tcaption of {n}\n" for n in sorted(names | {test_name})))
+    dm = _dm(captions=str(file))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["caption"] == [f"caption of {n}" for n in batch["name"]]
+    evaluation = next(iter(dm.test_dataloader()[0]))
+    assert evaluation["caption"] == [f"caption of {test_name}"]
+    assert "caption" not in next(iter(plain.train_dataloader()))
