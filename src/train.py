@@ -15,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.run.assemble import finish_loggers, for_training
 from src.run.test_table import report_test
-from src.training.checkpoint import check_weights_file
 from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, MissingFileError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
+from src.utils.weights import check_weights_file
 
 log = logging.getLogger(__name__)
 

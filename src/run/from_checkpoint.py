@@ -1,7 +1,7 @@
 """Rebuild a run from a checkpoint of ``src.train``: its weights and the run config stored beside them.
 
 Used by ``src.eval`` and ``src.restore``. The file is read without unpickling code
-(:func:`src.training.checkpoint.load_weights_file`) and each stored group is checked
+(:func:`src.utils.weights.load_weights_file`) and each stored group is checked
 (:mod:`src.run.stored_config`) before it replaces the composed one, so a crafted checkpoint can neither
 run code while loading nor choose the code that builds the model.
 """
@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from src.run.stored_config import check_stored_group
-from src.training.checkpoint import UnusableCheckpointError, load_weights_file
+from src.utils.weights import UnusableCheckpointError, load_weights_file
 
 #: config groups that a checkpoint can supply
 STORED_GROUPS = ("model", "data", "metrics")

@@ -70,10 +70,9 @@ class QualityPrompts(nn.Module):
         return clip.encode_embeddings(prompts, ends)
 
 
-def quality_logits(clip: Any, images: Tensor, levels: Tensor) -> Tensor:
-    """CLIP's scaled cosine similarities of ``images`` (their features) with the levels' text features."""
-    image = F.normalize(clip.image(images).float(), dim=-1)
-    return QUALITY_SCALE * image @ F.normalize(levels.float(), dim=-1).T
+def quality_logits(image: Tensor, levels: Tensor) -> Tensor:
+    """The scaled cosine similarities of CLIP's image features with the levels' text features."""
+    return QUALITY_SCALE * F.normalize(image.float(), dim=-1) @ F.normalize(levels.float(), dim=-1).T
 
 
 class PerceiveIRTraining(Strategy):
@@ -123,7 +122,7 @@ class PerceiveIRTraining(Strategy):
         the checkpoint and does not need the file)."""
         if self.prompts_read:
             return
-        from src.training.checkpoint import load_state_dict_file
+        from src.utils.weights import load_state_dict_file
 
         state = load_state_dict_file(self.prompts)
         context = state.get(PROMPTS_KEY)
@@ -142,7 +141,7 @@ class PerceiveIRTraining(Strategy):
         """Cross-entropy towards "Excellent" of CLIP's quality-level similarities of the restored image."""
         with torch.no_grad():
             levels = self.level_features(net, restored.device)
-        logits = quality_logits(net.clip, restored, levels)
+        logits = quality_logits(net.clip.image(restored), levels)  # graded through CLIP: gradients to the image
         return F.cross_entropy(logits, torch.zeros(len(restored), dtype=torch.long, device=restored.device))
 
     def bind(self, module: Any) -> None:
@@ -207,7 +206,9 @@ class PerceiveIRPromptLearning(PerceiveIRTraining):
         restored = torch.stack(outputs).mean(0).detach().clamp(0, 1)
         images = torch.cat([gt, restored, lq])
         labels = torch.arange(len(QUALITY_LEVELS), device=lq.device).repeat_interleave(len(lq))
-        logits = quality_logits(net.clip, images, self.quality.features(net.clip, lq.device))
+        with torch.no_grad():
+            seen = net.clip.image(images)
+        logits = quality_logits(seen, self.quality.features(net.clip, lq.device))
         ranking = F.cross_entropy(logits, labels)
         total = ranking + (self.restorer_weight * sum(terms.values()) if self.restorer_weight else 0.0)
         terms = {k: v.detach() for k, v in terms.items()}

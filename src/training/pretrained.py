@@ -1,6 +1,6 @@
 """``model.pretrained=PATH``: start from our own checkpoints or from official released weights.
 
-The file is read without unpickling code (:func:`src.training.checkpoint.load_state_dict_file`). Keys are
+The file is read without unpickling code (:func:`src.utils.weights.load_state_dict_file`). Keys are
 tried as ours first (``net.*``/``head.*`` as the LightningModule saves them, or a bare backbone state
 dict); if they do not fit and the model names its official counterpart (``model.official``), they go
 through that network's official key mapping. Either way the load is strict: every key is used and every
@@ -18,8 +18,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from src.models.official import converter_module, load_strict
-from src.training.checkpoint import load_state_dict_file, strip_prefixes
 from src.utils.errors import ConfigError
+from src.utils.weights import load_state_dict_file, strip_prefixes
 
 log = logging.getLogger(__name__)
 #: where a checkpoint of ours keeps a training strategy's tensors (``RestorationModule.strategy``)

@@ -250,7 +250,7 @@ class RestorationModule(L.LightningModule):
         """The instruction head's weights from a file of the official ``LMHead`` (``lm_instructir-7d.pt``: keys
         ``fc1.*``, ``fc2.*``), read without unpickling code."""
         from src.models.official import load_strict
-        from src.training.checkpoint import load_state_dict_file, strip_prefixes
+        from src.utils.weights import load_state_dict_file, strip_prefixes
 
         head = getattr(self.instruction, "head", None)
         if head is None:

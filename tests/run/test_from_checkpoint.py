@@ -19,7 +19,7 @@ from src.restore import restore
 from src.run.assemble import build_model
 from src.run.from_checkpoint import STORED_KEY, run_config
 from src.run.stored_config import StoredConfigError, allowed_targets
-from src.training.checkpoint import UnsafeCheckpointError, UnusableCheckpointError
+from src.utils.weights import UnsafeCheckpointError, UnusableCheckpointError
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -57,6 +57,9 @@ def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> 
     images = torch.rand(2, 3, 40, 56)
     assert clip.image(images).shape == (2, 512) and clip.text(["a", "b"], torch.device("cpu")).shape == (2, 512)
     assert not torch.allclose(*clip.text(["a rainy street", "a hazy hill"], torch.device("cpu")))
+    restored = images.clone().requires_grad_(True)  # the quality term grades restored images through CLIP
+    clip.image(restored).sum().backward()
+    assert restored.grad is not None and restored.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="clip_weights"):
         clip_features("openai")
 
@@ -128,7 +131,8 @@ def test_stage_one_learns_the_prompts_and_stage_two_reads_them(tmp_path) -> None
     with torch.no_grad():
         outputs = net.passes(lq, net.clip.text([""] * 3, lq.device), net.clip.image(lq))
         restored = torch.stack(outputs).mean(0).clamp(0, 1)
-        logits = quality_logits(net.clip, torch.cat([gt, restored, lq]), strategy.quality.features(net.clip, lq.device))
+        logits = quality_logits(net.clip.image(torch.cat([gt, restored, lq])),
+                                strategy.quality.features(net.clip, lq.device))
     ranking = F.cross_entropy(logits, torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]))
     assert torch.allclose(terms["perceive_ir/quality_ce"], ranking, atol=1e-5)
     assert torch.allclose(total, ranking + terms["perceive_ir/l1_pass0"] + terms["perceive_ir/l1_pass1"], atol=1e-5)

@@ -69,8 +69,8 @@ class StandInClip(ClipFeatures):
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("projection", torch.randn(3 * 64, CLIP_DIM, generator=generator) / 14.0,
                              persistent=False)
-        self.register_buffer("text_projection", torch.randn(self.text_width, CLIP_DIM, generator=generator),
-                             persistent=False)
+        self.register_buffer("text_projection", torch.randn(self.text_width, CLIP_DIM, generator=generator)
+                             / self.text_width**0.5, persistent=False)  # a word's feature: unit-variance entries
         self.seed = seed
 
     def word(self, word: str) -> Tensor:
@@ -140,8 +140,9 @@ class OpenAIClip(ClipFeatures):
         x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask))
         return x[torch.arange(x.shape[0], device=x.device), ends] @ tower.text_projection
 
-    @torch.no_grad()
     def image(self, images: Tensor) -> Tensor:
+        """With gradients to ``images`` (the quality term grades restored images through it); the network reads
+        it under ``no_grad``."""
         from src.models.layers.clip_vision import CLIP_MEAN, CLIP_STD
 
         self.visual.to(images.device)

@@ -168,19 +168,15 @@ DACLIP_RUN_PREFIX = "strategy.daclip."
 
 
 def read_clip_state(path: str | Path, hint: str) -> Mapping[str, Tensor]:
-    """The tensors of a CLIP checkpoint: a state dict (or one under ``state_dict``) read without unpickling code, or
-    a safetensors file; an absent file is named with ``hint`` (which file it should be, where it comes from). A
-    checkpoint of a ``strategy=daclip_controller`` run gives its DA-CLIP tensors, under the release's names.
-    (The suite's general loader lives in the training layer, above the networks.)"""
+    """The tensors of a CLIP checkpoint (:func:`src.utils.weights.load_state_dict_file`: weights only, never code);
+    an absent file is named with ``hint`` (which file it should be, where it comes from). A checkpoint of a
+    ``strategy=daclip_controller`` run gives its DA-CLIP tensors, under the release's names."""
+    from src.utils.weights import load_state_dict_file
+
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"{file} does not exist: {hint} (nothing is downloaded here)")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(file))
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    state = load_state_dict_file(file)
     if any(k.startswith(DACLIP_RUN_PREFIX) for k in state):  # a run of strategy=daclip_controller
         return {k.removeprefix(DACLIP_RUN_PREFIX): v for k, v in state.items() if k.startswith(DACLIP_RUN_PREFIX)}
     return state

@@ -4,7 +4,7 @@ The official constructor takes the training script's ``args`` namespace (``{"arg
 its parts ``body_models.<scale>.body.<index>`` (index 0 the first convolution, 1..n the residual blocks with
 their convolutions at ``body.0`` and ``body.2``, n+1 the last) and ``conv_end_models.<scale>.uppath.0`` (scale
 0 has none). Released files hold the network under ``G`` (``{"G": ..., "D": ...}`` with adversarial
-training), which :func:`src.training.checkpoint.load_state_dict_file` unwraps.
+training), which :func:`src.utils.weights.load_state_dict_file` unwraps.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from PIL import Image
 
 from src.models.official import from_official
 from src.models.official.dncnn import build
-from src.training.checkpoint import load_state_dict_file
+from src.utils.weights import load_state_dict_file
 
 #: the released ``dncnn_25.pth``: KAIR's test script builds it with act_mode 'R' (batch norm folded).
 RELEASED_25 = {"in_nc": 1, "out_nc": 1, "nc": 64, "nb": 17, "act_mode": "R"}

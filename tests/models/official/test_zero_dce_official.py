@@ -10,7 +10,7 @@ import torch
 from src.models.backbones.zero_dce import apply_curves
 from src.models.official import from_official
 from src.models.official.zero_dce import build, convert
-from src.training.checkpoint import load_state_dict_file
+from src.utils.weights import load_state_dict_file
 
 TOL = 1e-5
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from src.training.checkpoint import UnsafeCheckpointError, UnusableCheckpointError, load_state_dict_file, strip_prefixes
+from src.utils.weights import UnsafeCheckpointError, UnusableCheckpointError, load_state_dict_file, strip_prefixes
 
 
 @pytest.fixture
