@@ -152,8 +152,8 @@ def paired_datamodule(
 ) -> RestorationDataModule:
     """Scan the sets, then build the training mix (``train``; empty: evaluation only) and one benchmark per test set.
 
-    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. (``data.captions`` is the
-    run assembly's, as for every setting.)
+    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. (``data.captions`` goes to the
+    datamodule with the loader options, as in every setting.)
     """
     defaults = {"rule": rule, "family": family, "recursive": recursive, "repeats": 1}
     if (input is None) != (target is None):

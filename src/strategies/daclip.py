@@ -46,7 +46,8 @@ from src.models.official import load_strict
 from src.strategies.base import Strategy
 from src.utils.errors import ConfigError
 
-#: a small seeded CLIP for runs without weights (tests): image and text towers of one block, 512-wide embeddings
+#: a small seeded CLIP for runs without weights (tests): a two-block image tower, a one-block text tower, 512-wide
+#: embeddings
 STAND_IN_VISION = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 2, "heads": 2, "output_dim": 512}
 STAND_IN_TEXT = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
 #: where CLIP's weights come from, for the message when the file is absent
