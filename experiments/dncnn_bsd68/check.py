@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from src.models.official import from_official
-from src.training.checkpoint import load_state_dict_file
+from src.utils.weights import load_state_dict_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
