@@ -30,8 +30,8 @@ train: $(STAMP)  ## install, then run the main job (the quickstart experiment, C
 eval: $(STAMP)  ## evaluate a checkpoint: make eval CKPT=logs/.../checkpoints/best*.ckpt
 	$(PY) -m src.eval ckpt_path=$(CKPT)
 
-test: $(STAMP)  ## install, then run the fast tests
-	$(PY) -m pytest -m "not slow and not gpu" -q
+test: $(STAMP)  ## install, then run the fast tests (one pytest-xdist worker per core)
+	$(PY) -m pytest -n auto -m "not slow and not gpu" -q
 
 test-slow: $(STAMP)  ## the slow tests (DDP with two CPU processes, sweeps, resume after kill)
 	$(PY) -m pytest -m "slow and not gpu" -q
