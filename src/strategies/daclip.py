@@ -130,6 +130,7 @@ class DaclipControllerTraining(Strategy):
         self.caption_weight, self.degradation_weight = float(caption_weight), float(degradation_weight)
         self.daclip = daclip_model(clip_weights, vision, text, seed)
         self.__dict__["contrastive"] = None
+        self.__dict__["named"] = {}  # degradation name -> its text embedding (the text tower is frozen)
 
     def bind(self, module: Any) -> None:
         if not all(hasattr(module.net, name) for name in ("unet", "contexts")):
@@ -141,6 +142,13 @@ class DaclipControllerTraining(Strategy):
 
     def example_fields(self, batch: int) -> dict[str, Any]:
         return {"caption": [f"a photograph of scene {i}" for i in range(batch)]}
+
+    def name_features(self, names: Sequence[str], device: torch.device) -> Tensor:
+        """The text embeddings of degradation names, each encoded once."""
+        missing = sorted(set(names) - set(self.named))
+        if missing:
+            self.named.update(zip(missing, self.daclip.encode_text(missing, device).cpu()))
+        return torch.stack([self.named[n] for n in names]).to(device)
 
     def clip_loss(self, module: Any) -> Any:
         """open_clip's ``ClipLoss``, gathering features over the run's processes as the release does."""
@@ -166,14 +174,14 @@ class DaclipControllerTraining(Strategy):
         content, degradation = F.normalize(content.float(), dim=-1), F.normalize(degradation.float(), dim=-1)
         names = [degradation_name(f) for f in families]
         scale, contrastive = model.logit_scale.exp(), self.clip_loss(module)
-        terms = {"daclip/degradation": contrastive(degradation, model.encode_text(names, lq.device), scale)}
+        terms = {"daclip/degradation": contrastive(degradation, self.name_features(names, lq.device), scale)}
         total = self.degradation_weight * terms["daclip/degradation"]
         if self.caption_weight:
             terms["daclip/content"] = contrastive(content, model.encode_text([str(c) for c in captions],
                                                                               lq.device), scale)
             total = total + self.caption_weight * terms["daclip/content"]
         known = sorted({degradation_name(f) for f in self.families} | set(names))
-        nearest = (degradation @ model.encode_text(known, lq.device).T).argmax(dim=1)
+        nearest = (degradation @ self.name_features(known, lq.device).T).argmax(dim=1)
         truth = torch.tensor([known.index(n) for n in names], device=lq.device)
         terms = {k: v.detach() for k, v in terms.items()}
         terms["daclip/degradation_accuracy"] = (nearest == truth).float().mean()

@@ -35,25 +35,33 @@ def test_the_objective_sums_every_pass_and_captions_reach_the_network(tmp_path) 
     assert torch.allclose(captioned, torch.stack(passes).mean(0), atol=1e-5)  # each image: the mean of its passes
 
 
-def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> None:
-    """CLIP's image side is the suite's ViT, the text side open_clip's; both filled strictly from one file."""
-    import pytest
+#: a tiny CLIP in open_clip's layout (the sizes its towers are built with)
+TINY_VISION = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "output_dim": 512}
+TINY_TEXT = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
 
+
+def tiny_openai_clip(folder):
+    """OpenAI's CLIP as Perceive-IR reads it, from a seeded tiny state dict written in ``folder``."""
     pytest.importorskip("open_clip")
     from open_clip.transformer import TextTransformer
     from safetensors.torch import save_file
 
-    from src.models.backbones.perceive_ir import OpenAIClip, clip_features
+    from src.models.backbones.perceive_ir import OpenAIClip
     from src.models.layers.clip_vision import VisionTransformer
 
-    vision = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "output_dim": 512}
-    text = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
     torch.manual_seed(0)
-    state = {f"visual.{k}": v for k, v in VisionTransformer(**vision).state_dict().items()}
-    state.update(TextTransformer(vocab_size=49408, **text).state_dict())
-    path = tmp_path / "clip.safetensors"
+    state = {f"visual.{k}": v for k, v in VisionTransformer(**TINY_VISION).state_dict().items()}
+    state.update(TextTransformer(vocab_size=49408, **TINY_TEXT).state_dict())
+    path = folder / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-    clip = OpenAIClip(str(path), vision=vision, text=text)
+    return OpenAIClip(str(path), vision=TINY_VISION, text=TINY_TEXT)
+
+
+def test_openai_clip_reads_a_local_state_dict_in_open_clips_layout(tmp_path) -> None:
+    """CLIP's image side is the suite's ViT, the text side open_clip's; both filled strictly from one file."""
+    from src.models.backbones.perceive_ir import clip_features
+
+    clip = tiny_openai_clip(tmp_path)
     images = torch.rand(2, 3, 40, 56)
     assert clip.image(images).shape == (2, 512) and clip.text(["a", "b"], torch.device("cpu")).shape == (2, 512)
     assert not torch.allclose(*clip.text(["a rainy street", "a hazy hill"], torch.device("cpu")))
@@ -86,22 +94,11 @@ def test_the_quality_aware_terms_add_with_their_weights(tmp_path) -> None:
 def test_learned_prompts_run_through_clips_text_encoder_from_token_embeddings(tmp_path) -> None:
     """With its context at the embedding of the placeholder word, a learned prompt is CLIP's text feature of the
     written prompt (the stand-in's text side, and open_clip's text transformer run from its token embeddings)."""
-    pytest.importorskip("open_clip")
-    from open_clip.transformer import TextTransformer
-    from safetensors.torch import save_file
-
-    from src.models.backbones.perceive_ir import OpenAIClip, StandInClip
-    from src.models.layers.clip_vision import VisionTransformer
+    from src.models.backbones.perceive_ir import StandInClip
     from src.strategies.perceive_ir import QualityPrompts
 
-    vision = {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "output_dim": 512}
-    text = {"context_length": 16, "width": 32, "heads": 2, "layers": 1, "output_dim": 512}
-    torch.manual_seed(0)
-    state = {f"visual.{k}": v for k, v in VisionTransformer(**vision).state_dict().items()}
-    state.update(TextTransformer(vocab_size=49408, **text).state_dict())
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "clip.safetensors"))
     cpu = torch.device("cpu")
-    for clip in (StandInClip(), OpenAIClip(str(tmp_path / "clip.safetensors"), vision=vision, text=text)):
+    for clip in (StandInClip(), tiny_openai_clip(tmp_path)):
         prompts = QualityPrompts(clip.text_width, length=3)
         written = ["X X X Excellent.", "X X X Mediocre.", "X X X Terrible."]
         with torch.no_grad():
