@@ -103,7 +103,7 @@ def test_a_few_steps_separate_two_degradations_and_the_restorer_reads_the_run(tm
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": module.state_dict()}, path)
     net = DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(path),
-                      clip_vision=STAND_IN_VISION, clip_text=STAND_IN_TEXT)
+                      clip_vision=STAND_IN_VISION, clip_text=STAND_IN_TEXT, clip_preprocess="float")
     from src.models.layers.clip_vision import clip_preprocess
 
     with torch.no_grad():

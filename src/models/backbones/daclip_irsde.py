@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from src.models.backbones.base import Backbone, Head
 from src.models.layers.clip_text import DACLIP_DEGRADATIONS, name_embeddings, zero_shot
 from src.models.layers.clip_vision import (
+    CLIP_PREPROCESS,
     VIT_B_32,
     ControlledVision,
-    clip_preprocess,
     from_daclip_state,
     read_clip_state,
 )
@@ -69,12 +69,17 @@ class StandInContexts(ContextEncoder):
 
 class DaclipContexts(ContextEncoder):
     """DA-CLIP's controlled CLIP (:class:`~src.models.layers.clip_vision.ControlledVision`) on CLIP's preprocessing
-    of the image: the content and degradation embeddings the release's restorer reads; frozen. ``names`` (the
+    of the image (``preprocess``: ``release``, DA-CLIP's own through PIL on 8-bit values, or ``float``, on the
+    image's device): the content and degradation embeddings the release's restorer reads; frozen. ``names`` (the
     text embeddings of DA-CLIP's degradation names, read on first use from ``weights``) classify degradations."""
 
     def __init__(self, vision: ControlledVision, weights: str | Path | None = None,
-                 text: Mapping[str, Any] | None = None) -> None:
+                 text: Mapping[str, Any] | None = None, preprocess: str = "release") -> None:
         super().__init__()
+        if preprocess not in CLIP_PREPROCESS:
+            raise ValueError(f"model.backbone.clip_preprocess={preprocess!r}: expected one of "
+                             f"{sorted(CLIP_PREPROCESS)}")
+        self.preprocess = CLIP_PREPROCESS[preprocess]
         self.vision = vision.eval().requires_grad_(False)
         self.dim = vision.visual.proj.shape[1]
         self.weights, self.text = weights, text
@@ -91,7 +96,7 @@ class DaclipContexts(ContextEncoder):
 
     @torch.no_grad()
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        return self.vision(clip_preprocess(image, self.vision.visual.image_size))
+        return self.vision(self.preprocess(image, self.vision.visual.image_size))
 
 
 #: where DA-CLIP's weights come from, for the message when the file is absent
@@ -124,9 +129,11 @@ class DaclipIRSDE(Backbone):
                  max_sigma: float = 50.0, steps: int = 100, schedule: str = "cosine", eps: float = 0.005,
                  sample_steps: int | None = None, seed: int = 0, tile: int | None = None, tile_overlap: int = 32,
                  encoder: str | ContextEncoder = "stand_in", clip_weights: str | None = None,
-                 clip_vision: Mapping[str, Any] | None = None, clip_text: Mapping[str, Any] | None = None) -> None:
+                 clip_vision: Mapping[str, Any] | None = None, clip_text: Mapping[str, Any] | None = None,
+                 clip_preprocess: str = "release") -> None:
         """``encoder``: ``daclip`` (DA-CLIP's controlled CLIP from ``clip_weights``, its ViT-B/32 or the
-        ``clip_vision`` sizes) or ``stand_in`` (seeded, no weights); or a :class:`ContextEncoder`."""
+        ``clip_vision`` sizes; ``clip_preprocess``: ``release`` or ``float``) or ``stand_in`` (seeded, no
+        weights); or a :class:`ContextEncoder`."""
         super().__init__()
         self.unet = ConditionalUNet(in_channels, in_channels, width, multipliers, context_dim, use_degradation,
                                     use_image)
@@ -137,7 +144,7 @@ class DaclipIRSDE(Backbone):
             if not clip_weights:
                 raise ValueError("model.backbone.encoder=daclip reads DA-CLIP's weights: set "
                                  "model.backbone.clip_weights=<daclip_ViT-B-32.pt> (or encoder=stand_in)")
-            encoder = DaclipContexts(read_daclip(clip_weights, clip_vision), clip_weights, clip_text)
+            encoder = DaclipContexts(read_daclip(clip_weights, clip_vision), clip_weights, clip_text, clip_preprocess)
         elif encoder == "stand_in":
             encoder = StandInContexts(context_dim, seed, in_channels)
         elif not isinstance(encoder, ContextEncoder):

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -136,8 +137,8 @@ class ControlledVision(nn.Module):
 
 def clip_preprocess(image: Tensor, size: int = 224) -> Tensor:
     """B x 3 x H x W in [0, 1] -> CLIP's input: the shorter side resized to ``size`` (bicubic, antialiased),
-    centre-cropped to ``size`` x ``size``, normalised with CLIP's mean and std. (The release goes through PIL on
-    8-bit values; this stays in float on the image's device.)"""
+    centre-cropped to ``size`` x ``size``, normalised with CLIP's mean and std, in float on the image's device
+    (the release goes through PIL on 8-bit values: :func:`clip_preprocess_release`)."""
     height, width = image.shape[-2:]
     scale = size / min(height, width)
     resized = F.interpolate(image.float(), size=(max(size, round(height * scale)), max(size, round(width * scale))),
@@ -147,6 +148,25 @@ def clip_preprocess(image: Tensor, size: int = 224) -> Tensor:
     mean = crop.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = crop.new_tensor(CLIP_STD).view(1, 3, 1, 1)
     return (crop - mean) / std
+
+
+def clip_preprocess_release(image: Tensor, size: int = 224) -> Tensor:
+    """DA-CLIP's release (``data/util.py``'s ``clip_transform``): each image to 8 bits by truncation
+    (``(x * 255).astype(uint8)``), then torchvision's transforms on the PIL image (the shorter side resized to
+    ``size``, bicubic, a centre crop, CLIP's normalisation). On the CPU, one image at a time, as the release."""
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    out = []
+    for one in image.detach().float().clamp(0, 1).cpu():
+        pil = Image.fromarray((one.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+        pil = TF.center_crop(TF.resize(pil, size, interpolation=TF.InterpolationMode.BICUBIC), size)
+        out.append(TF.normalize(TF.to_tensor(pil), CLIP_MEAN, CLIP_STD))
+    return torch.stack(out).to(image.device)
+
+
+#: CLIP's preprocessing by name: ``float`` (on the image's device) or ``release`` (DA-CLIP's, through PIL)
+CLIP_PREPROCESS = {"float": clip_preprocess, "release": clip_preprocess_release}
 
 
 def from_daclip_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -51,7 +51,12 @@ def test_the_controlled_clip_gives_the_content_and_degradation_embeddings(refere
     from safetensors.torch import save_file
 
     from src.models.backbones.daclip_irsde import DaclipIRSDE
-    from src.models.layers.clip_vision import ControlledVision, clip_preprocess, from_daclip_state
+    from src.models.layers.clip_vision import (
+        ControlledVision,
+        clip_preprocess,
+        clip_preprocess_release,
+        from_daclip_state,
+    )
 
     ref = reference("daclip_controller")
     vision_sizes = ref.meta["tiny_kwargs"]["vision"]
@@ -75,8 +80,30 @@ def test_the_controlled_clip_gives_the_content_and_degradation_embeddings(refere
     load_strict(vision, from_daclip_state(weights))
     image = torch.rand(1, 3, 80, 96)
     with torch.no_grad():
+        expected = vision(clip_preprocess_release(image, 64))
+    for got, want in zip(net.contexts(image), expected):  # the release's preprocessing by default
+        assert torch.allclose(got, want, atol=1e-6)
+    fast = DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(path),
+                       clip_vision=vision_sizes, clip_preprocess="float")
+    with torch.no_grad():
         expected = vision(clip_preprocess(image, 64))
-    for got, want in zip(net.contexts(image), expected):
+    for got, want in zip(fast.contexts(image), expected):
         assert torch.allclose(got, want, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="daclip_ViT-B-32.pt"):
         DaclipIRSDE(width=32, multipliers=(1, 1, 1, 1), encoder="daclip", clip_weights=str(tmp_path / "no.pt"))
+
+
+def test_the_releases_clip_preprocessing_truncates_to_8_bits_and_the_float_one_stays_close() -> None:
+    """DA-CLIP's ``clip_transform`` makes 8-bit values by truncation (0.999 -> 254), then resizes through PIL: a
+    flat image keeps its truncated value; a textured one differs from the float path by the 8-bit steps."""
+    from src.models.layers.clip_vision import CLIP_MEAN, CLIP_STD, clip_preprocess, clip_preprocess_release
+
+    flat = torch.full((1, 3, 40, 60), 0.999)
+    out = clip_preprocess_release(flat, 32)
+    assert out.shape == (1, 3, 32, 32)
+    for c in range(3):
+        assert torch.allclose(out[0, c], torch.tensor((254 / 255 - CLIP_MEAN[c]) / CLIP_STD[c]), atol=1e-6)
+    image = torch.rand(2, 3, 48, 80, generator=torch.Generator().manual_seed(0))
+    smooth = torch.nn.functional.avg_pool2d(image, 5, 1, 2)
+    diff = (clip_preprocess_release(smooth, 32) - clip_preprocess(smooth, 32)).abs()
+    assert diff.mean() < 0.03 and diff.max() > 0  # half an 8-bit step is 0.0073 in normalised units
