@@ -12,7 +12,8 @@
   momentum encoder and the queue are the strategy's (checkpoints carry them; a later run drops them).
 * ``strategy=constyle_frozen``: restoration with the pre-trained prompter frozen (weights and batch norms: the
   release's stage 2 leaves its batch norms in training mode, which keeps changing their statistics; here they
-  stay as pre-trained), the rest trained with the model's loss. Start from ``model.pretrained=<pretrain ckpt>``.
+  stay as pre-trained unless ``release_batch_norm=true``), the rest trained with the model's loss. Start from
+  ``model.pretrained=<pretrain ckpt>``.
 """
 
 from __future__ import annotations
@@ -103,10 +104,16 @@ class ConStylePretrain(Strategy):
 
 
 class ConStyleFrozen(Strategy):
-    """Restoration with the prompter frozen (its weights and its batch-norm statistics)."""
+    """Restoration with the prompter's weights frozen, and its batch-norm statistics too (``release_batch_norm``:
+    left in training mode, as the release's stage 2, so they follow the restoration data)."""
+
+    def __init__(self, release_batch_norm: bool = False) -> None:
+        super().__init__()
+        self.release_batch_norm = bool(release_batch_norm)
 
     def bind(self, module: Any) -> None:
         prompter = prompter_of(module, "strategy=constyle_frozen")
         prompter.requires_grad_(False)
-        prompter.frozen = True
-        prompter.eval()
+        if not self.release_batch_norm:
+            prompter.frozen = True
+            prompter.eval()

@@ -58,6 +58,14 @@ def test_the_restoration_stage_keeps_the_prompter_as_pre_trained(tmp_path) -> No
     total.backward()
     assert all(torch.equal(v, prompter.state_dict()[k]) for k, v in before.items())  # batch norms untouched
     assert module.net.outro.weight.grad is not None
+    released = _module(tmp_path, "strategy=constyle_frozen", "model.strategy.release_batch_norm=true")
+    released.train()
+    prompter = released.net.prompter
+    assert prompter.training and not any(p.requires_grad for p in prompter.parameters())
+    before = {k: v.clone() for k, v in prompter.state_dict().items()}
+    released.training_loss(batch)
+    moved = [k for k, v in before.items() if not torch.equal(v, prompter.state_dict()[k])]
+    assert moved and all("running_" in k or "num_batches" in k for k in moved)  # the release's drifting statistics
 
 
 def test_constyle_prompts_another_backbone_through_its_head(tmp_path) -> None:
