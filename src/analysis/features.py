@@ -1,39 +1,14 @@
-"""Features a network shows at each of its head positions, for probing what it knows about the degradation.
-
-A :class:`Tap` is passed as the network's head: at every position it records the feature the backbone shows
-there (averaged over space: one vector per image) and then hands it to the model's own head, if it has one,
-so the network computes exactly what it computes without the tap. A head's own degradation embeddings
-(``Head.degradation_embeddings``: PromptIR's prompt selection, MoCE-IR's routing) are recorded beside them as
-``head:<position>.<name>``.
-"""
+"""What the analysis commands read a network's features from: degraded images per family, the device, the model
+and its weights. (The features themselves are recorded by :func:`src.inference.routing.collect`.)"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-
-from src.models.backbones.base import Head
-
-
-class Tap(Head):
-    """Records ``mean over H, W`` of each position's feature, then applies ``inner`` (the model's head)."""
-
-    def __init__(self, inner: Head | None = None) -> None:
-        super().__init__()
-        self.inner = inner
-        self.context_keys = inner.context_keys if inner is not None else ()
-        self.recorded: dict[str, list[Tensor]] = defaultdict(list)
-
-    def forward(self, name: str, feature: Tensor, image: Tensor, **context: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        self.recorded[name].append(feature.detach().float().mean(dim=(2, 3)).cpu())
-        if self.inner is None:
-            return feature, {}
-        return self.inner(name, feature, image, **context)
 
 
 def family_samples(datamodule: Any, per_family: int, seed: int) -> dict[str, list[Tensor]]:
@@ -55,36 +30,6 @@ def family_samples(datamodule: Any, per_family: int, seed: int) -> dict[str, lis
             if len(bucket) < per_family:
                 bucket.append(sample["lq"])
     return chosen
-
-
-@torch.inference_mode()
-def collect(net: torch.nn.Module, head: Head | None, images: Iterable[tuple[str, Tensor]],
-            device: torch.device) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Per position (and per embedding the network makes of its input: DA-CLIP's), an ``N x C`` array of the
-    images' features (in order), and the N family labels."""
-    tap = Tap(head)
-    labels = []
-    embeddings = head.degradation_embeddings() if head is not None else {}
-
-    def keep(name: str):
-        def record(module: torch.nn.Module, args: Any, output: Tensor) -> None:
-            value = output.detach().float()
-            tap.recorded[f"head:{name}"].append((value.mean(dim=(2, 3)) if value.dim() == 4 else value).cpu())
-        return record
-
-    handles = [module.register_forward_hook(keep(name)) for name, module in embeddings.items()]
-    try:
-        for family, image in images:
-            x = image.unsqueeze(0).to(device)
-            if net.feature_info:  # a network with head positions runs; one with its own embeddings need not
-                net(x, head=tap)
-            for name, value in net.degradation_embeddings(x).items():
-                tap.recorded[f"net:{name}"].append(value.detach().float().cpu())
-            labels.append(family)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {name: torch.cat(parts).numpy() for name, parts in tap.recorded.items()}, labels
 
 
 def analysis_device(choice: str) -> torch.device:

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from src.analysis.features import analysed_model, analysis_device, collect, family_samples
-from src.metrics.ggd import fit_ggd, log_density
+from src.analysis.features import analysed_model, analysis_device, family_samples
+from src.inference.routing import Fit, Projection, image_features, route
+from src.metrics.ggd import log_density
 from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups
@@ -77,43 +77,7 @@ def same_scene_samples(datamodule: Any, per_family: int, seed: int) -> tuple[dic
     return samples, True
 
 
-def image_features(net: torch.nn.Module, head: Any, samples: Mapping[str, Sequence[Tensor]],
-                   device: torch.device) -> dict[str, np.ndarray]:
-    """Per family, an ``N x D`` array: the spatial means of every head position's feature, concatenated."""
-    order = [(family, image) for family, images in samples.items() for image in images]
-    features, labels = collect(net, head, order, device)
-    if not features:
-        raise ConfigError(f"{type(net).__name__} publishes no feature positions (feature_info is empty): GRIDS "
-                          "needs the network's features")
-    backbone = sorted(name for name in features if not name.startswith("head:"))  # deep features, not a head's
-    stacked = np.concatenate([features[name] for name in backbone], axis=1)
-    labels_array = np.array(labels)
-    return {family: stacked[labels_array == family] for family in samples}
-
-
 # ---------------------------------------------------------------------------------------------- fits
-@dataclass
-class Fit:
-    """Generalised Gaussians, one per PCA component: shape ``beta``, ``loc``, ``scale`` arrays."""
-
-    beta: np.ndarray
-    loc: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> Fit:
-        params = [fit_ggd(column) for column in values.T]
-        beta, loc, scale = (np.array(p) for p in zip(*params, strict=True))
-        return cls(beta, loc, scale)
-
-    def log_likelihood(self, values: np.ndarray) -> np.ndarray:
-        """Per row of ``values`` (``N x components``), the sum of the components' log densities."""
-        return log_density(values, self.beta, self.loc, self.scale).sum(axis=1)
-
-    def as_dict(self) -> dict[str, list[float]]:
-        return {"beta": self.beta.tolist(), "loc": self.loc.tolist(), "scale": self.scale.tolist()}
-
-
 def kl_gennorm(p: tuple[float, float, float], q: tuple[float, float, float], points: int = 4001) -> float:
     """KL(p || q) of two generalised Gaussians ``(beta, loc, scale)``, integrated on a grid wide enough to hold
     both (no closed form exists for different locations and shapes)."""
@@ -123,25 +87,6 @@ def kl_gennorm(p: tuple[float, float, float], q: tuple[float, float, float], poi
     log_q = log_density(grid, *q)
     density = np.exp(log_p)
     return float(max(np.trapezoid(density * (log_p - log_q), grid), 0.0))
-
-
-@dataclass
-class Projection:
-    """A PCA fitted on the features of every family: ``(x - mean) @ basis``."""
-
-    mean: np.ndarray
-    basis: np.ndarray
-
-    @classmethod
-    def of(cls, values: np.ndarray, components: int) -> Projection:
-        from sklearn.decomposition import PCA
-
-        components = max(1, min(components, values.shape[0] - 1, values.shape[1]))
-        pca = PCA(n_components=components, random_state=0).fit(values)
-        return cls(pca.mean_, pca.components_.T)
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean) @ self.basis
 
 
 def divergence_matrix(fits: Mapping[str, Fit]) -> np.ndarray:
@@ -198,38 +143,6 @@ def fewest_groups(matrix: np.ndarray, bound: float) -> list[list[int]]:
         else:
             groups.append([int(i)])
     return sorted(sorted(g) for g in groups)
-
-
-# ---------------------------------------------------------------------------------------------- routing
-def route(values: np.ndarray, routers: Sequence[Fit]) -> np.ndarray:
-    """The index of the group under whose fit each row of ``values`` (projected features) is most likely."""
-    return np.stack([router.log_likelihood(values) for router in routers], axis=1).argmax(axis=1)
-
-
-@dataclass
-class Router:
-    """The fitted router of a ``grids.json``: the PCA and one generalised-Gaussian fit per group."""
-
-    projection: Projection
-    fits: list[Fit]
-    groups: list[list[str]]
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any], source: str = "grids.json") -> Router:
-        try:
-            router = record["router"]
-            projection = Projection(np.asarray(router["pca_mean"]), np.asarray(router["pca_basis"]))
-            fits = [Fit(np.asarray(g["beta"]), np.asarray(g["loc"]), np.asarray(g["scale"])) for g in router["groups"]]
-            groups = [list(g) for g in record["groups"]]
-        except (KeyError, TypeError) as err:
-            raise ConfigError(f"{source}: not a grids.json of python -m src.analysis.grids (missing {err})") from None
-        if len(fits) != len(groups):
-            raise ConfigError(f"{source}: {len(groups)} groups but {len(fits)} fitted routers")
-        return cls(projection, fits, groups)
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        """The group index of each row of ``features`` (``N x D`` spatial means, as :func:`image_features`)."""
-        return route(self.projection(features), self.fits)
 
 
 def split(features: Mapping[str, np.ndarray], held: float, seed: int) -> tuple[dict, dict]:

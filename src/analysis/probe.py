@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from src.analysis.features import analysed_model, analysis_device, collect, family_samples
+from src.analysis.features import analysed_model, analysis_device, family_samples
 from src.analysis.probe_metrics import probe
+from src.inference.routing import collect
 from src.run.assemble import build
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups

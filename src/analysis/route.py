@@ -28,7 +28,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from src.analysis.features import analysed_model, analysis_device
-from src.analysis.grids import Router, image_features
+from src.inference.routing import Router, image_features
 from src.results.report import format_cell
 from src.run.assemble import build, load_weights
 from src.run.config_tree import show_config

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from src.analysis.grids import Router, analyse, route
+from src.analysis.grids import analyse
+from src.inference.routing import Router, route
 from src.train import train
 from src.utils.errors import ConfigError
 from tests.conftest import TINY_RUN, compose
