@@ -51,6 +51,10 @@ class RestoreReport:
     notes: dict[Path, str] = field(default_factory=dict)
     ignored: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    #: with routing (``route.grids``): each restored input -> the index of the group network that restored it,
+    #: and the groups' families
+    groups: dict[Path, int] = field(default_factory=dict)
+    group_families: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -186,14 +190,57 @@ def conditioned(model: Any, instruction: str | None) -> Restorer:
     return Restorer(model, condition.detach())
 
 
+class RoutedRestorers:
+    """GRIDS's routing of your images (``route.grids``): the router's network reads each image's features, and the
+    network of the group they are most likely under restores it (one memory budget per network)."""
+
+    def __init__(self, cfg: DictConfig, overridden: Iterable[str], device: torch.device) -> None:
+        import json
+
+        from src.inference.routing import Router, router_checkpoint
+        from src.run.from_checkpoint import with_checkpoint
+
+        options = cfg.route
+        source = str(options.grids)
+        if not Path(source).is_file():
+            raise ConfigError(f"route.grids={source}: give the grids.json of python -m src.analysis.grids")
+        record = json.loads(Path(source).read_text())
+        self.router = Router.from_record(record, source)
+        checkpoints = [str(c) for c in options.checkpoints or []]
+        if len(checkpoints) != len(self.router.groups):
+            raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the "
+                              f"{len(self.router.groups)} groups of {source} ({self.router.groups}): one per group, "
+                              "in that order")
+        reader = router_checkpoint(record, options.get("router_ckpt"), source)
+        self.analysis = load_restorer(with_checkpoint(cfg, reader), overridden).to(device)
+        self.restorers = [conditioned(load_restorer(with_checkpoint(cfg, path), overridden).to(device),
+                                      cfg.get("instruction")) for path in checkpoints]
+        self.budgets = [MemoryBudget(r, device) for r in self.restorers]
+        self.device, self.max_side = device, options.get("max_side")
+        #: each restored input -> its group
+        self.chosen: dict[Path, int] = {}
+
+    def pick(self, x: torch.Tensor) -> int:
+        """The group of ``x`` (``1 x 3 x H x W``)."""
+        from src.inference.routing import image_group
+
+        return image_group(self.router, self.analysis, x[0], self.device, self.max_side)
+
+
 def restore_file(model: Any, options: InferenceConfig, device: torch.device, source: Path, target: Path,
-                 budget: Callable[[InferenceConfig, int, int], InferenceConfig] = lambda o, h, w: o) -> str | None:
+                 budget: Callable[[InferenceConfig, int, int], InferenceConfig] = lambda o, h, w: o,
+                 routed: RoutedRestorers | None = None) -> str | None:
     """Read, restore and write one image (``ValueError`` when it cannot be read); returns a note, if any.
 
-    ``budget`` resolves ``max_pixels: auto`` when the image is large enough to need it.
+    ``budget`` resolves ``max_pixels: auto`` when the image is large enough to need it. With ``routed``, the
+    image's group picks the network (``model`` unused), recorded in ``routed.chosen``.
     """
     image = read_user_image(source)
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device)
+    group = None
+    if routed is not None:
+        group = routed.pick(x)
+        model, budget = routed.restorers[group], routed.budgets[group]
     derive = getattr(model.net, "derived_inputs", None)
     if derive is not None:  # made from the whole image, before any tiling (Water-Net's derived inputs)
         x = derive(x[0])[None]
@@ -202,6 +249,8 @@ def restore_file(model: Any, options: InferenceConfig, device: torch.device, sou
     with torch.inference_mode():
         y = infer(model, x, multiple, options).float().clamp(0.0, 1.0)
     write_user_image(target, y[0].permute(1, 2, 0).cpu().numpy(), image)
+    if routed is not None:
+        routed.chosen[source] = group
     if image.frames > 1:
         return f"{image.frames} frames (animated or multi-page): restored the first frame only"
     return None
@@ -250,6 +299,10 @@ def _listed(paths: list[Path]) -> str:
 
 def summarise(report: RestoreReport) -> str:
     lines = [f"restored {len(report.restored)} image(s) into {report.output} in {report.seconds:.1f} s"]
+    if report.group_families:
+        counts = [sum(1 for g in report.groups.values() if g == k) for k in range(len(report.group_families))]
+        lines.append("routed: " + ", ".join(f"{n} to group {k} ({' '.join(families)})" for k, (n, families)
+                                             in enumerate(zip(counts, report.group_families))))
     if report.notes:
         lines.append(f"notes on {len(report.notes)} file(s):")
         lines += [f"  {path}: {note}" for path, note in report.notes.items()]
@@ -270,9 +323,12 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
     options: InferenceConfig = build(cfg.inference, "inference")
     _check_writable(Path(cfg.output))
     device = pick_device(cfg.get("device", "auto"))
-    model = load_restorer(cfg, overridden).to(device)
-    restorer = conditioned(model, cfg.get("instruction"))
-    budget = MemoryBudget(restorer, device)
+    routed = RoutedRestorers(cfg, overridden, device) if (cfg.get("route") or {}).get("grids") else None
+    if routed is None:
+        restorer = conditioned(load_restorer(cfg, overridden).to(device), cfg.get("instruction"))
+        budget = MemoryBudget(restorer, device)
+    else:  # each file's group picks its network and budget
+        restorer, budget = routed.restorers[0], routed.budgets[0]
     report = RestoreReport(output=Path(cfg.output).resolve(), ignored=todo.ignored, skipped=dict(todo.unusable))
     for path, reason in todo.unusable.items():
         log.warning("skipped %s: %s", path, reason)
@@ -282,7 +338,7 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
         for source, target in todo.pairs:
             progress.update(task, description=source.name)
             try:
-                note = restore_file(restorer, options, device, source, target, budget)
+                note = restore_file(restorer, options, device, source, target, budget, routed)
             except WriteError:
                 raise  # a full disk or a read-only folder fails every later file too
             except Exception as err:
@@ -306,8 +362,31 @@ def restore(cfg: DictConfig, overridden: Iterable[str] = ()) -> RestoreReport:
             log.info("%d of %d images, %.0f s so far, about %.0f s to go", done, len(todo.pairs), elapsed,
                      elapsed / max(done, 1) * (len(todo.pairs) - done))
     report.seconds = time.monotonic() - start
+    if routed is not None:
+        report.groups, report.group_families = dict(routed.chosen), routed.router.groups
+        write_routing(report, Path(cfg.paths.output_dir) / ROUTING_NAME)
     print(summarise(report))
     return report
+
+
+#: the routing record of a routed restore, in the run folder (never in ``output``)
+ROUTING_NAME = "routing.csv"
+
+
+def write_routing(report: RestoreReport, path: Path) -> None:
+    """``image,group,families``: which network restored each input."""
+    import csv
+    import io
+
+    from src.utils.atomic import write_text_atomic
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["image", "group", "families"])
+    writer.writerows([str(source), group, " ".join(report.group_families[group])]
+                     for source, group in report.groups.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text.getvalue())
 
 
 register_resolvers()  # ${unique_dir:...} of conf/hydra: Hydra resolves the run folder before main runs

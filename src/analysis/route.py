@@ -25,38 +25,20 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from src.analysis.features import analysed_model, analysis_device
-from src.inference.routing import Router, image_features
+from src.inference.routing import Router, image_group, router_checkpoint
 from src.results.report import format_cell
 from src.run.assemble import build, load_weights
 from src.run.config_tree import show_config
-from src.run.from_checkpoint import overridden_groups
+from src.run.from_checkpoint import overridden_groups, with_checkpoint
 from src.utils.atomic import write_text_atomic
 from src.utils.conf import CONF_DIR
 from src.utils.errors import ConfigError, exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
-
-
-def router_checkpoint(record: dict[str, Any], chosen: str | None, source: str) -> str:
-    """The checkpoint of the network whose features the router was fitted on."""
-    if chosen:
-        return str(chosen)
-    weights = str(record.get("weights", ""))
-    if weights.startswith("ckpt_path="):
-        return weights.removeprefix("ckpt_path=")
-    raise ConfigError(f"{source} was computed with {weights or 'unknown weights'}, not a checkpoint: give "
-                      "route.router_ckpt=<the checkpoint of that network>")
-
-
-def _with_checkpoint(cfg: DictConfig, path: str) -> DictConfig:
-    copy = cfg.copy()
-    with open_dict(copy):
-        copy.ckpt_path = path
-    return copy
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -77,9 +59,9 @@ def run_route(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
         raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the {len(router.groups)} "
                           f"groups of {source} ({router.groups}): one per group, in that order")
     device = analysis_device(str(options.device))
-    _, analysis, _ = analysed_model(_with_checkpoint(cfg, router_checkpoint(record, options.router_ckpt, source)))
+    _, analysis, _ = analysed_model(with_checkpoint(cfg, router_checkpoint(record, options.router_ckpt, source)))
     analysis.eval().to(device)
-    networks = [load_weights(_with_checkpoint(cfg, path), overridden)[1].eval().to(device) for path in checkpoints]
+    networks = [load_weights(with_checkpoint(cfg, path), overridden)[1].eval().to(device) for path in checkpoints]
     show_config(cfg, out)
     datamodule = build(cfg.data, "data")
     protocol = networks[0].protocol
@@ -91,8 +73,7 @@ def run_route(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]
             for index in range(len(dataset)):
                 sample = dataset[index]
                 lq, gt, family = sample["lq"], sample["gt"][None].to(device), sample["family"]
-                features = image_features(analysis.net, analysis.head, {family: [lq]}, device)[family]
-                group = int(router(features)[0])
+                group = image_group(router, analysis, lq, device)
                 pred = networks[group](lq[None].to(device)).float().clamp(0, 1)
                 scores = protocol.per_image(pred, gt)
                 routed.append(float(scores["psnr"][0]))

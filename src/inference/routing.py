@@ -159,3 +159,28 @@ class Router:
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """The group index of each row of ``features`` (``N x D`` spatial means, as :func:`image_features`)."""
         return route(self.projection(features), self.fits)
+
+
+def router_checkpoint(record: Mapping[str, Any], chosen: str | None, source: str) -> str:
+    """The checkpoint of the network whose features the router was fitted on: ``chosen``, else the one the
+    ``grids.json`` (``record``, read from ``source``) was computed with."""
+    if chosen:
+        return str(chosen)
+    weights = str(record.get("weights", ""))
+    if weights.startswith("ckpt_path="):
+        return weights.removeprefix("ckpt_path=")
+    raise ConfigError(f"{source} was computed with {weights or 'unknown weights'}, not a checkpoint: give "
+                      "route.router_ckpt=<the checkpoint of that network>")
+
+
+def image_group(router: Router, model: Any, image: Tensor, device: torch.device, max_side: int | None = None) -> int:
+    """The group of one image (``3 x H x W``) by ``model``'s features of it, the image first shrunk (area) so its
+    longer side is at most ``max_side`` where it is larger (the features are spatial means; a photograph of
+    several megapixels would not fit the network whole)."""
+    longest = max(image.shape[-2:])
+    if max_side is not None and longest > max_side:
+        scale = max_side / longest
+        size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
+        image = torch.nn.functional.interpolate(image[None].float(), size=size, mode="area")[0]
+    features = image_features(model.net, model.head, {"image": [image]}, device)["image"]
+    return int(router(features)[0])

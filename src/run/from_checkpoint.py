@@ -109,3 +109,11 @@ def continue_logger_runs(cfg: DictConfig) -> None:
         with open_dict(cfg):
             cfg.logger.wandb.id = run_id
             cfg.logger.wandb.resume = "allow"
+
+
+def with_checkpoint(cfg: DictConfig, path: str) -> DictConfig:
+    """A copy of ``cfg`` whose ``ckpt_path`` is ``path`` (another network of a multi-network command)."""
+    copy = cfg.copy()
+    with open_dict(copy):
+        copy.ckpt_path = path
+    return copy

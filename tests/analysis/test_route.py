@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from src.analysis.grids import analyse
 from src.inference.routing import Router, route
@@ -50,3 +51,34 @@ def test_every_test_image_goes_to_a_group_network(tmp_path):
         assert row["images"] == 2 and 0.0 <= row["routed_to_family_group"] <= 1.0
         assert row["routed_psnr"] == pytest.approx(row["family_group_psnr"])
     assert "| synth_noise | 2 |" in (tmp_path / "route" / "route.md").read_text()
+
+    # src.restore routes your own images the same way: each to its group's network, recorded in routing.csv
+    import csv
+
+    from PIL import Image
+
+    from src.inference.routing import image_group
+    from src.restore import restore
+    from src.run.assemble import load_weights
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    routed = compose("restore", [f"route.grids={tmp_path / 'grids' / 'grids.json'}",
+                                 "route.checkpoints=[" + ",".join([checkpoint] * 5) + "]", f"input={photos}",
+                                 f"output={tmp_path / 'restored'}"], tmp_path / "restore")
+    with pytest.raises(ConfigError, match="one per group"):
+        restore(compose("restore", [f"route.grids={tmp_path / 'grids' / 'grids.json'}",
+                                    f"route.checkpoints=[{checkpoint}]", f"input={photos}",
+                                    f"output={tmp_path / 'bad_restore'}"], tmp_path / "bad_restore_run"))
+    report = restore(routed)
+    assert len(report.restored) == 2 and set(report.groups) == {photos / "a.png", photos / "b.png"}
+    rows = list(csv.DictReader((tmp_path / "restore" / "routing.csv").open()))
+    _, analysis = load_weights(compose("restore", [f"ckpt_path={checkpoint}"], tmp_path / "direct"))
+    router = Router.from_record(json.loads((tmp_path / "grids" / "grids.json").read_text()))
+    for row in rows:
+        image = torch.from_numpy(np.asarray(Image.open(row["image"]), dtype=np.float32) / 255).permute(2, 0, 1)
+        group = image_group(router, analysis.eval(), image, torch.device("cpu"))
+        assert int(row["group"]) == group and row["families"] == " ".join(router.groups[group])
