@@ -21,7 +21,9 @@ Only the controller trains: the restorer (``model=daclip_irsde``) is frozen and 
 validation numbers are not this stage's; the logged ``daclip/degradation_accuracy`` is: the share of the batch
 whose degradation embedding is nearest to its own family's name among the training families' names). The
 release's duplicates are kept: two images of one degradation in a batch are each other's negatives.
-CLIP's preprocessing is resize and centre crop in float (the release: a random resized crop through PIL).
+CLIP's preprocessing (``preprocess``): ``float``, resize and centre crop on the device (the default: what the
+restorer's ``clip_preprocess=float`` reads), or ``release``, the release's training transform (open_clip's random
+resized crop through PIL, on the CPU).
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ from torch import Tensor
 
 from src.models.layers.clip_text import FAMILY_NAMES, TEXT_B_32, require_open_clip, text_tower_state
 from src.models.layers.clip_vision import (
+    CLIP_MEAN,
+    CLIP_STD,
     VIT_B_32,
     ControlledVision,
     clip_preprocess,
     from_daclip_state,
     read_clip_state,
+    release_8bit,
 )
 from src.models.official import load_strict
 from src.strategies.base import Strategy
@@ -124,8 +129,12 @@ class DaclipControllerTraining(Strategy):
 
     def __init__(self, families: Sequence[str] = (), clip_weights: str | None = None,
                  vision: Mapping[str, Any] | None = None, text: Mapping[str, Any] | None = None,
-                 caption_weight: float = 1.0, degradation_weight: float = 1.0, seed: int = 0) -> None:
+                 caption_weight: float = 1.0, degradation_weight: float = 1.0, seed: int = 0,
+                 preprocess: str = "float") -> None:
         super().__init__()
+        if preprocess not in ("float", "release"):
+            raise ConfigError(f"model.strategy.preprocess={preprocess!r}: expected float or release")
+        self.preprocess = preprocess
         self.families = [str(f) for f in families or []]
         self.caption_weight, self.degradation_weight = float(caption_weight), float(degradation_weight)
         self.daclip = daclip_model(clip_weights, vision, text, seed)
@@ -142,6 +151,18 @@ class DaclipControllerTraining(Strategy):
 
     def example_fields(self, batch: int) -> dict[str, Any]:
         return {"caption": [f"a photograph of scene {i}" for i in range(batch)]}
+
+    def clip_input(self, lq: Tensor) -> Tensor:
+        """CLIP's input of the batch: the float resize and centre crop, or the release's training transform
+        (open_clip's ``image_transform(is_train=True)``: a random resized crop of 90-100% of the area, bicubic,
+        through PIL on the release's 8-bit values)."""
+        size = self.daclip.visual.image_size
+        if self.preprocess == "float":
+            return clip_preprocess(lq, size).to(lq.dtype)
+        from open_clip.transform import image_transform
+
+        transform = image_transform(size, is_train=True, mean=CLIP_MEAN, std=CLIP_STD)
+        return torch.stack([transform(pil) for pil in release_8bit(lq)]).to(device=lq.device, dtype=lq.dtype)
 
     def name_features(self, names: Sequence[str], device: torch.device) -> Tensor:
         """The text embeddings of degradation names, each encoded once."""
@@ -170,7 +191,7 @@ class DaclipControllerTraining(Strategy):
         model = self.daclip
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        content, degradation = model(clip_preprocess(lq, model.visual.image_size).to(lq.dtype))
+        content, degradation = model(self.clip_input(lq))
         content, degradation = F.normalize(content.float(), dim=-1), F.normalize(degradation.float(), dim=-1)
         names = [degradation_name(f) for f in families]
         scale, contrastive = model.logit_scale.exp(), self.clip_loss(module)

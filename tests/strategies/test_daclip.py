@@ -113,3 +113,22 @@ def test_a_few_steps_separate_two_degradations_and_the_restorer_reads_the_run(tm
     names, scores = net.classify(batch["lq"])  # among the two trained names (the other eight were never seen)
     trained = [names.index("low-light"), names.index("hazy")]
     assert scores[:, trained].argmax(1).tolist() == [0] * 4 + [1] * 4
+
+
+def test_the_releases_training_transform_is_open_clips_random_resized_crop() -> None:
+    """``preprocess=release``: open_clip's training transform on the release's 8-bit values: a flat image keeps its
+    truncated value, a textured one is cropped at random (repeatable under torch's seed)."""
+    from src.models.layers.clip_vision import CLIP_MEAN, CLIP_STD
+    from src.strategies.daclip import DaclipControllerTraining
+
+    strategy = DaclipControllerTraining(preprocess="release")
+    flat = strategy.clip_input(torch.full((1, 3, 40, 48), 0.5))
+    assert flat.shape == (1, 3, 32, 32)
+    assert torch.allclose(flat[0, 0], torch.tensor((127 / 255 - CLIP_MEAN[0]) / CLIP_STD[0]), atol=1e-6)
+    image = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    first = strategy.clip_input(image)
+    torch.manual_seed(1)
+    assert torch.equal(first, strategy.clip_input(image)) and not torch.equal(first, strategy.clip_input(image))
+    with pytest.raises(ConfigError, match="float or release"):
+        DaclipControllerTraining(preprocess="pil")

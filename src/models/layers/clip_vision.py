@@ -154,15 +154,21 @@ def clip_preprocess_release(image: Tensor, size: int = 224) -> Tensor:
     """DA-CLIP's release (``data/util.py``'s ``clip_transform``): each image to 8 bits by truncation
     (``(x * 255).astype(uint8)``), then torchvision's transforms on the PIL image (the shorter side resized to
     ``size``, bicubic, a centre crop, CLIP's normalisation). On the CPU, one image at a time, as the release."""
-    from PIL import Image
     from torchvision.transforms import functional as TF
 
     out = []
-    for one in image.detach().float().clamp(0, 1).cpu():
-        pil = Image.fromarray((one.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    for pil in release_8bit(image):
         pil = TF.center_crop(TF.resize(pil, size, interpolation=TF.InterpolationMode.BICUBIC), size)
         out.append(TF.normalize(TF.to_tensor(pil), CLIP_MEAN, CLIP_STD))
     return torch.stack(out).to(image.device)
+
+
+def release_8bit(image: Tensor) -> list:
+    """A batch in [0, 1] as DA-CLIP's release hands images to PIL: ``(x * 255).astype(uint8)`` (truncation)."""
+    from PIL import Image
+
+    return [Image.fromarray((one.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+            for one in image.detach().float().clamp(0, 1).cpu()]
 
 
 #: CLIP's preprocessing by name: ``float`` (on the image's device) or ``release`` (DA-CLIP's, through PIL)
