@@ -25,7 +25,7 @@ from tests.helpers import configs
 
 #: data settings that read published datasets from data.root (absent here)
 REAL_DATA = {"3deg", "5deg", "cdd11", "derain", "dehaze", "denoise", "deblur", "lowlight", "folder", "kair_denoise",
-             "paired", "unpaired", "allweather", "sid", "eld", "uieb"}
+             "paired", "unpaired", "allweather", "sid", "eld", "uieb", "daclip"}
 
 
 @pytest.mark.parametrize("name", configs("data"))

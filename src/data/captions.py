@@ -1,9 +1,11 @@
-"""Captions as data: the text an image-text restorer reads beside each degraded image (Perceive-IR).
+"""Captions as data: the text an image-text method reads beside each degraded image (Perceive-IR, DA-CLIP).
 
 Perceive-IR's pipeline captions every degraded image once (BLIP) and keeps them in a tab-separated file with the
-columns ``gt_path``, ``lq_path``, ``caption`` (and ``degradation``); a two-column ``name<TAB>caption`` file works
-too. Samples get a ``caption`` field by the file name (without its suffix) of their degraded image; an image the
-file does not caption gets an empty caption, and how many did is logged.
+columns ``gt_path``, ``lq_path``, ``caption`` (and ``degradation``); DA-CLIP's (``daclip_train.csv``) has
+``filepath`` (the degraded image) and ``title`` (``"<caption of the clean image>: <degradation>"``: the caption is
+the part before the last ``": "``); a two-column ``name<TAB>caption`` file works too. Samples get a ``caption``
+field by the file name (without its suffix) of their degraded image; an image the file does not caption gets an
+empty caption, and how many did is logged.
 """
 
 from __future__ import annotations
@@ -31,16 +33,20 @@ def read_captions(path: str | Path) -> dict[str, str]:
     if not rows:
         raise DataError(f"captions file {file} is empty")
     header = [h.strip().lower() for h in rows[0]]
+    titled = "caption" not in header and {"filepath", "title"} <= set(header)  # DA-CLIP's daclip_*.csv
     if "caption" in header:
         key_column = header.index("lq_path") if "lq_path" in header else 0
         caption_column, body = header.index("caption"), rows[1:]
+    elif titled:
+        key_column, caption_column, body = header.index("filepath"), header.index("title"), rows[1:]
     else:
         key_column, caption_column, body = 0, 1, rows
     captions: dict[str, str] = {}
     for number, row in enumerate(body, 2 if body is not rows else 1):
         if len(row) <= max(key_column, caption_column):
             raise DataError(f"{file}:{number}: expected tab-separated columns with a caption, got {row!r}")
-        captions[image_name(row[key_column])] = row[caption_column].strip()
+        text = row[caption_column].strip()
+        captions[image_name(row[key_column])] = text.rsplit(": ", 1)[0] if titled else text
     return captions
 
 

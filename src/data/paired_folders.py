@@ -96,14 +96,16 @@ def parse_sets(node: Sequence[Mapping[str, Any]] | None, key: str, defaults: Map
     return sets
 
 
-def _check_folders(sets: list[FolderPair], role: str) -> None:
+def _check_folders(sets: list[FolderPair], role: str, setting: str = "paired") -> None:
     missing = [(s, side, folder) for s in sets for side, folder in (("input", s.input), ("target", s.target))
                if not folder.is_dir()]
     if missing:
-        lines = [f"data=paired: {role} folder(s) not found:",
-                 *[f"  {s.name} {side}: {folder}" for s, side, folder in missing],
-                 "Give existing folders: data.input=/path/to/degraded data.target=/path/to/clean (one test set) or "
-                 "data.test='[{input: ..., target: ...}]'; src.eval needs only test sets, src.train also data.train."]
+        hint = ("Give existing folders: data.input=/path/to/degraded data.target=/path/to/clean (one test set) or "
+                "data.test='[{input: ..., target: ...}]'; src.eval needs only test sets, src.train also data.train."
+                if setting == "paired" else
+                f"data={setting} reads them under data.root: point it at the folder that holds them.")
+        lines = [f"data={setting}: {role} folder(s) not found:",
+                 *[f"  {s.name} {side}: {folder}" for s, side, folder in missing], hint]
         raise DataNotFoundError("\n".join(lines))
 
 
@@ -148,12 +150,14 @@ def paired_datamodule(
     mix: str = "concat",
     seed: int = 0,
     name: str = "paired",
+    root: str | None = None,
     **loader_options: Any,
 ) -> RestorationDataModule:
     """Scan the sets, then build the training mix (``train``; empty: evaluation only) and one benchmark per test set.
 
-    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. (``data.captions`` goes to the
-    datamodule with the loader options, as in every setting.)
+    ``input``/``target`` is the one-set shorthand, added before the sets of ``test``. ``root``: a folder the
+    sets' paths may be written under (``${data.root}/...``, as ``data=daclip`` does); not read itself.
+    (``data.captions`` goes to the datamodule with the loader options, as in every setting.)
     """
     defaults = {"rule": rule, "family": family, "recursive": recursive, "repeats": 1}
     if (input is None) != (target is None):
@@ -168,8 +172,8 @@ def paired_datamodule(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"data=paired: two test sets are both named {twice}: give each a `name`")
-    _check_folders(test_sets, "test")
-    _check_folders(train_sets, "training")
+    _check_folders(test_sets, "test", name)
+    _check_folders(train_sets, "training", name)
 
     counts = published_counts(layouts)
     root = Path.cwd()

@@ -91,3 +91,31 @@ def test_training_sets_give_aligned_patches(rain: Path) -> None:
     assert datamodule.families == ["rain"] and len(datamodule.train_sets["rain"]) == 8
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["lq"].shape == (2, 3, 32, 32) and batch["family"] == ["rain", "rain"]
+
+
+def test_daclip_reads_the_universal_layout_and_its_captions_file(tmp_path: Path) -> None:
+    """``data=daclip``: <root>/{train,val}/<degradation>/{LQ,GT} for DA-CLIP's ten names, and its daclip_train.csv
+    (``filepath`` / ``"caption: degradation"``) captions each training image with the caption alone."""
+    from src.models.layers.clip_text import DACLIP_DEGRADATIONS
+
+    rng = np.random.default_rng(0)
+    rows = ["filepath\ttitle"]
+    for split in ("train", "val"):
+        for degradation in DACLIP_DEGRADATIONS:
+            for kind in ("LQ", "GT"):
+                folder = tmp_path / "universal" / split / degradation / kind
+                folder.mkdir(parents=True)
+                Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{degradation}1.png")
+            lq = tmp_path / "universal" / split / degradation / "LQ" / f"{degradation}1.png"
+            rows.append(f"{lq}\ta photo of a {degradation} street: {degradation}")
+    captions = tmp_path / "universal" / "daclip_train.csv"
+    captions.write_text("\n".join(rows) + "\n")
+    cfg = compose("train", ["model=daclip_irsde_tiny", "data=daclip", f"data.root={tmp_path / 'universal'}",
+                            f"data.captions={captions}", "data.patch_size=32", "data.batch_size=4",
+                            "data.samples_per_epoch=8"], tmp_path / "run")
+    dm = instantiate(cfg.data)
+    assert dm.families == list(DACLIP_DEGRADATIONS)
+    assert sorted(dm.test_sets) == sorted(f"daclip_{d}" for d in DACLIP_DEGRADATIONS)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["lq"].shape == (4, 3, 32, 32)
+    assert batch["caption"] == [f"a photo of a {family} street" for family in batch["family"]]
