@@ -195,26 +195,20 @@ class RoutedRestorers:
     network of the group they are most likely under restores it (one memory budget per network)."""
 
     def __init__(self, cfg: DictConfig, overridden: Iterable[str], device: torch.device) -> None:
-        import json
-
-        from src.inference.routing import Router, router_checkpoint
+        from src.inference.routing import read_grids, router_checkpoint
         from src.run.from_checkpoint import with_checkpoint
 
         options = cfg.route
-        source = str(options.grids)
-        if not Path(source).is_file():
-            raise ConfigError(f"route.grids={source}: give the grids.json of python -m src.analysis.grids")
-        record = json.loads(Path(source).read_text())
-        self.router = Router.from_record(record, source)
         checkpoints = [str(c) for c in options.checkpoints or []]
-        if len(checkpoints) != len(self.router.groups):
-            raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the "
-                              f"{len(self.router.groups)} groups of {source} ({self.router.groups}): one per group, "
-                              "in that order")
-        reader = router_checkpoint(record, options.get("router_ckpt"), source)
+        self.router, record = read_grids(str(options.grids), checkpoints)
+        reader = router_checkpoint(record, options.get("router_ckpt"), str(options.grids))
         self.analysis = load_restorer(with_checkpoint(cfg, reader), overridden).to(device)
-        self.restorers = [conditioned(load_restorer(with_checkpoint(cfg, path), overridden).to(device),
-                                      cfg.get("instruction")) for path in checkpoints]
+        loaded: dict[str, Restorer] = {}  # a checkpoint behind several groups is loaded once
+        for path in checkpoints:
+            if path not in loaded:
+                model = load_restorer(with_checkpoint(cfg, path), overridden).to(device)
+                loaded[path] = conditioned(model, cfg.get("instruction"))
+        self.restorers = [loaded[path] for path in checkpoints]
         self.budgets = [MemoryBudget(r, device) for r in self.restorers]
         self.device, self.max_side = device, options.get("max_side")
         #: each restored input -> its group

@@ -28,14 +28,14 @@ import torch
 from omegaconf import DictConfig
 
 from src.analysis.features import analysed_model, analysis_device
-from src.inference.routing import Router, image_group, router_checkpoint
+from src.inference.routing import image_group, read_grids, router_checkpoint
 from src.results.report import format_cell
 from src.run.assemble import build, load_weights
 from src.run.config_tree import show_config
 from src.run.from_checkpoint import overridden_groups, with_checkpoint
 from src.utils.atomic import write_text_atomic
 from src.utils.conf import CONF_DIR
-from src.utils.errors import ConfigError, exit_on_user_error
+from src.utils.errors import exit_on_user_error
 from src.utils.run_dir import register_resolvers
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,9 @@ def _mean(values: Sequence[float]) -> float:
 def run_route(cfg: DictConfig, overridden: Iterable[str] = ()) -> dict[str, Any]:
     options = cfg.route
     out = Path(cfg.paths.output_dir)
-    if not options.grids or not Path(str(options.grids)).is_file():
-        raise ConfigError(f"route.grids={options.grids}: give the grids.json of python -m src.analysis.grids")
     source = str(options.grids)
-    record = json.loads(Path(source).read_text())
-    router = Router.from_record(record, source)
     checkpoints = [str(c) for c in (options.checkpoints or [])]
-    if len(checkpoints) != len(router.groups):
-        raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the {len(router.groups)} "
-                          f"groups of {source} ({router.groups}): one per group, in that order")
+    router, record = read_grids(source, checkpoints)
     device = analysis_device(str(options.device))
     _, analysis, _ = analysed_model(with_checkpoint(cfg, router_checkpoint(record, options.router_ckpt, source)))
     analysis.eval().to(device)

@@ -184,3 +184,19 @@ def image_group(router: Router, model: Any, image: Tensor, device: torch.device,
         image = torch.nn.functional.interpolate(image[None].float(), size=size, mode="area")[0]
     features = image_features(model.net, model.head, {"image": [image]}, device)["image"]
     return int(router(features)[0])
+
+
+def read_grids(path: str, checkpoints: Sequence[str]) -> tuple[Router, dict[str, Any]]:
+    """The router of ``path`` (a ``grids.json``) and its record, checked against ``checkpoints`` (one per group,
+    in the order of its groups)."""
+    import json
+    from pathlib import Path
+
+    if not path or not Path(path).is_file():
+        raise ConfigError(f"route.grids={path}: give the grids.json of python -m src.analysis.grids")
+    record = json.loads(Path(path).read_text())
+    router = Router.from_record(record, path)
+    if len(checkpoints) != len(router.groups):
+        raise ConfigError(f"route.checkpoints gives {len(checkpoints)} checkpoint(s) for the {len(router.groups)} "
+                          f"groups of {path} ({router.groups}): one per group, in that order")
+    return router, record
